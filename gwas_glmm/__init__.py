@@ -1,0 +1,33 @@
+"""gwas_glmm: mixed-model association studies at genomic scale, on one generic GLMM core.
+
+Stages: PLINK genotypes streamed in blocks (:mod:`gwas_glmm.io.plink`,
+:mod:`gwas_glmm.genotype`), phenotypes and covariates aligned by sample ID
+(:mod:`gwas_glmm.io.pheno`), and simulated cohorts with a known truth
+(:mod:`gwas_glmm.simulate`).
+"""
+
+__version__ = "0.1.0.dev0"
+
+from .exceptions import AlignmentError, ConvergenceWarning, GwasGlmmError, InputError
+from .genotype import GenotypeBlock, VariantFilter, VariantStats, iter_blocks, variant_stats
+from .io import (
+    AlignedSamples,
+    CovariateTable,
+    PhenotypeTable,
+    PlinkFileset,
+    align_samples,
+    read_bim,
+    read_covariates,
+    read_fam,
+    read_phenotypes,
+    select_variants,
+)
+from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
+
+__all__ = [
+    "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "GenotypeBlock",
+    "GwasGlmmError", "InputError", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
+    "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "align_samples",
+    "iter_blocks", "read_bim", "read_covariates", "read_fam", "read_phenotypes",
+    "select_variants", "simulate_cohort", "variant_stats",
+]

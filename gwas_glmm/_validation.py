@@ -1,0 +1,61 @@
+"""Checks shared by every public entry point; each raises InputError with a message a user can act on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import InputError
+
+
+def check_file(path: str | os.PathLike, what: str) -> Path:
+    """Return ``path`` as a Path, or raise if it is not an existing regular file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path} (check the path and the prefix given)")
+    if not path.is_file():
+        raise InputError(f"{what} is not a regular file: {path}")
+    return path
+
+
+def check_fraction(name: str, value: float, *, low: float = 0.0, high: float = 1.0) -> float:
+    value = float(value)
+    if not (low <= value <= high) or np.isnan(value):
+        raise InputError(f"{name} must lie in [{low}, {high}], got {value}")
+    return value
+
+
+def check_positive_int(name: str, value: int, *, minimum: int = 1) -> int:
+    if int(value) != value or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def first_duplicate(keys: Sequence) -> tuple[int, int] | None:
+    """Positions (first, second) of the first repeated key, or None if all are unique."""
+    seen: dict = {}
+    for pos, key in enumerate(keys):
+        if key in seen:
+            return seen[key], pos
+        seen[key] = pos
+    return None
+
+
+def check_index(name: str, index, size: int) -> np.ndarray:
+    """An int64 index array into range(size), from None (everything), a bool mask or integers."""
+    if index is None:
+        return np.arange(size, dtype=np.int64)
+    index = np.asarray(index)
+    if index.dtype == bool:
+        if index.shape != (size,):
+            raise InputError(f"{name}: boolean mask has length {index.size}, expected {size}")
+        return np.flatnonzero(index).astype(np.int64)
+    if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):
+        raise InputError(f"{name}: expected a 1-D array of integer positions")
+    index = index.astype(np.int64)
+    if index.size and (index.min() < 0 or index.max() >= size):
+        raise InputError(f"{name}: positions must lie in [0, {size}), got {index.min()}..{index.max()}")
+    return index

@@ -1,0 +1,26 @@
+"""numba kernel: per-variant call counts and ALLELE1 sums in one pass over a block."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._accelerate import jit
+
+
+@jit
+def count_alleles(dosages):
+    """For a (samples, variants) block: (calls per variant int64, ALLELE1 sum per variant float64)."""
+    n, m = dosages.shape
+    n_obs = np.zeros(m, dtype=np.int64)
+    total = np.zeros(m, dtype=np.float64)
+    for j in range(m):
+        count = 0
+        acc = 0.0
+        for i in range(n):
+            v = dosages[i, j]
+            if v == v:  # not NaN
+                count += 1
+                acc += v
+        n_obs[j] = count
+        total[j] = acc
+    return n_obs, total

@@ -1,0 +1,113 @@
+"""Per-variant summaries (allele frequency, missingness, minor allele count) and the filters on them.
+
+Counts refer to ALLELE1, the .bim's fifth column (plink2's ALT), so ``a1freq`` equals plink2
+``--freq`` ALT_FREQS computed over the same samples (plink2 needs ``--nonfounders`` to count
+every sample, as we do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_fraction
+from ..exceptions import InputError
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """Call counts and ALLELE1 counts for a set of variants over ``n_samples`` samples."""
+
+    n_obs: np.ndarray  # samples with a call, int64
+    allele1_count: np.ndarray  # sum of ALLELE1 dosages, float64
+    n_samples: int
+
+    @property
+    def a1freq(self) -> np.ndarray:
+        """ALLELE1 frequency; NaN where every call is missing."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n_obs > 0, self.allele1_count / (2.0 * self.n_obs), np.nan)
+
+    @property
+    def maf(self) -> np.ndarray:
+        f = self.a1freq
+        return np.minimum(f, 1.0 - f)
+
+    @property
+    def mac(self) -> np.ndarray:
+        """Minor allele count: min(ALLELE1 count, ALLELE0 count) among called samples."""
+        return np.minimum(self.allele1_count, 2.0 * self.n_obs - self.allele1_count)
+
+    @property
+    def missing_rate(self) -> np.ndarray:
+        return 1.0 - self.n_obs / float(self.n_samples) if self.n_samples else np.ones(len(self))
+
+    def __len__(self) -> int:
+        return len(self.n_obs)
+
+    def take(self, index) -> VariantStats:
+        return VariantStats(self.n_obs[index], self.allele1_count[index], self.n_samples)
+
+    @classmethod
+    def concat(cls, parts: list[VariantStats], n_samples: int) -> VariantStats:
+        if not parts:
+            return cls(np.zeros(0, np.int64), np.zeros(0), n_samples)
+        return cls(
+            np.concatenate([p.n_obs for p in parts]),
+            np.concatenate([p.allele1_count for p in parts]),
+            n_samples,
+        )
+
+
+def compute_stats(dosages: np.ndarray) -> VariantStats:
+    """One pass over a (samples, variants) float32 block."""
+    from ._stats_numba import count_alleles
+
+    n_obs, total = count_alleles(dosages)
+    return VariantStats(n_obs, total, dosages.shape[0])
+
+
+@dataclass(frozen=True)
+class VariantFilter:
+    """Thresholds on genotype-derived statistics, as plink2's --maf/--mac/--geno.
+
+    A variant passes when MAF >= ``min_maf``, MAC >= ``min_mac`` and missing rate <=
+    ``max_missing``.  Variants with every call missing never pass a MAF or MAC threshold > 0.
+    """
+
+    min_maf: float = 0.0
+    min_mac: float = 0.0
+    max_missing: float = 1.0
+
+    def __post_init__(self):
+        check_fraction("min_maf", self.min_maf, high=0.5)
+        check_fraction("max_missing", self.max_missing)
+        if not self.min_mac >= 0:
+            raise InputError(f"min_mac must be >= 0, got {self.min_mac}")
+
+    @property
+    def is_trivial(self) -> bool:
+        return self.min_maf == 0 and self.min_mac == 0 and self.max_missing >= 1
+
+    def mask(self, stats: VariantStats) -> np.ndarray:
+        keep = stats.missing_rate <= self.max_missing
+        if self.min_maf > 0:
+            keep &= np.nan_to_num(stats.maf, nan=-1.0) >= self.min_maf
+        if self.min_mac > 0:
+            keep &= stats.mac >= self.min_mac
+        return keep
+
+
+def freq_table(variants, stats: VariantStats):
+    """Per-variant frequency report (columns as REGENIE/SAIGE users know them).
+
+    A1FREQ is plink2 ``--freq`` ALT_FREQS for ALLELE1; N counts samples with a call (plink2's
+    OBS_CT is 2N); MISS is the missing-call rate and MAC the minor allele count.
+    """
+    frame = variants.to_frame()
+    frame["A1FREQ"] = stats.a1freq
+    frame["MAC"] = stats.mac
+    frame["MISS"] = stats.missing_rate
+    frame["N"] = stats.n_obs
+    return frame

@@ -1,0 +1,325 @@
+"""PLINK 1 binary filesets (.bed/.bim/.fam): metadata, format checks and streamed reads.
+
+Orientation (the one convention of the whole package): a genotype block is a
+``(n_samples, n_variants)`` float32 array in Fortran order, so each variant's column is
+contiguous, holding the count of ALLELE1 per sample (0, 1 or 2) and NaN where the call is
+missing.  ALLELE1 is the .bim's fifth column, which plink2 treats as ALT when it reads a .bim
+(``--freq`` reports ALT_FREQS for it); ALLELE0 is the sixth column (plink2's provisional REF).
+:meth:`PlinkFileset.read` is the only place where .bed bytes become such blocks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._validation import check_file, check_index, first_duplicate
+from ..exceptions import InputError
+
+BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
+_TEXT_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError)
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """The samples of a .fam file, in file order."""
+
+    fid: np.ndarray
+    iid: np.ndarray
+    father: np.ndarray
+    mother: np.ndarray
+    sex: np.ndarray  # 1 male, 2 female, 0 unknown
+
+    def __len__(self) -> int:
+        return len(self.iid)
+
+    def take(self, index: np.ndarray) -> SampleTable:
+        return SampleTable(*(a[index] for a in (self.fid, self.iid, self.father, self.mother, self.sex)))
+
+
+@dataclass(frozen=True)
+class VariantTable:
+    """The variants of a .bim file (or a subset), in file order unless taken otherwise."""
+
+    chrom: np.ndarray
+    id: np.ndarray
+    cm: np.ndarray
+    pos: np.ndarray
+    allele1: np.ndarray  # counted allele (bim column 5, plink2 ALT)
+    allele0: np.ndarray  # other allele (bim column 6, plink2 REF)
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def take(self, index) -> VariantTable:
+        return VariantTable(
+            *(a[index] for a in (self.chrom, self.id, self.cm, self.pos, self.allele1, self.allele0))
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"CHROM": self.chrom, "GENPOS": self.pos, "ID": self.id,
+             "ALLELE0": self.allele0, "ALLELE1": self.allele1}
+        )
+
+
+def plink_paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """(.bed, .bim, .fam) paths for a fileset prefix; a path ending in .bed/.bim/.fam also works."""
+    prefix = str(prefix)
+    for ext in (".bed", ".bim", ".fam"):
+        if prefix.endswith(ext):
+            prefix = prefix[: -len(ext)]
+            break
+    return Path(prefix + ".bed"), Path(prefix + ".bim"), Path(prefix + ".fam")
+
+
+def _read_columns(path: Path, n_columns: int, what: str) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(
+            path, sep=r"\s+", header=None, dtype=str, na_filter=False, engine="c",
+            comment=None, skip_blank_lines=True,
+        )
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the {what} file is empty") from None
+    except _TEXT_ERRORS as exc:
+        raise InputError(f"{path}: cannot parse as a {what} file ({exc})") from None
+    if table.shape[1] != n_columns:
+        raise InputError(
+            f"{path}: a {what} file has {n_columns} whitespace-separated columns, this one has "
+            f"{table.shape[1]}"
+        )
+    blank = (table == "").any(axis=1).to_numpy()
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0]) + 1
+        raise InputError(f"{path}: row {row} has fewer than {n_columns} columns")
+    return table
+
+
+def read_fam(path: str | os.PathLike) -> SampleTable:
+    """Read a .fam file; sample IDs (FID, IID) must be unique."""
+    path = check_file(path, ".fam file")
+    table = _read_columns(path, 6, ".fam")
+    fid = table[0].to_numpy(dtype=object)
+    iid = table[1].to_numpy(dtype=object)
+    dup = first_duplicate(list(zip(fid, iid)))
+    if dup is not None:
+        a, b = dup
+        raise InputError(
+            f"{path}: sample FID={fid[b]} IID={iid[b]} appears on rows {a + 1} and {b + 1}; "
+            "sample IDs must be unique (remove or rename one of them)"
+        )
+    sex = pd.to_numeric(table[4], errors="coerce").fillna(0).to_numpy()
+    sex = np.where(np.isin(sex, (1, 2)), sex, 0).astype(np.int8)
+    return SampleTable(fid, iid, table[2].to_numpy(dtype=object), table[3].to_numpy(dtype=object), sex)
+
+
+def read_bim(path: str | os.PathLike) -> VariantTable:
+    """Read a .bim file; variant IDs must be unique (IDs written as '.' are exempt)."""
+    path = check_file(path, ".bim file")
+    table = _read_columns(path, 6, ".bim")
+    pos = pd.to_numeric(table[3], errors="coerce")
+    cm = pd.to_numeric(table[2], errors="coerce")
+    for name, values, column in (("base-pair position", pos, 3), ("centimorgan position", cm, 2)):
+        bad = values.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                f"{path}: row {row + 1} has {name} {table[column][row]!r}, which is not a number"
+            )
+    ids = table[1].to_numpy(dtype=object)
+    named = np.flatnonzero(ids != ".")
+    dup = first_duplicate(ids[named])
+    if dup is not None:
+        a, b = named[dup[0]], named[dup[1]]
+        raise InputError(
+            f"{path}: variant ID {ids[b]!r} appears on rows {a + 1} and {b + 1}; variant IDs must be "
+            "unique (rename, e.g. plink2 --set-all-var-ids @:#:\\$r:\\$a, or drop with --rm-dup)"
+        )
+    return VariantTable(
+        chrom=table[0].to_numpy(dtype=object), id=ids, cm=cm.to_numpy(dtype=np.float64),
+        pos=pos.to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
+        allele0=table[5].to_numpy(dtype=object),
+    )
+
+
+def check_bed(path: Path, n_samples: int, n_variants: int, bim: Path, fam: Path) -> None:
+    """Check a .bed's magic bytes, its variant-major mode and its size against .bim/.fam counts."""
+    with open(path, "rb") as fh:
+        head = fh.read(3)
+    if head[:2] != BED_MAGIC[:2]:
+        raise InputError(
+            f"{path}: not a PLINK 1 .bed file (first bytes {head.hex(' ') or 'none'}, expected "
+            "6c 1b 01); convert it with plink2 --make-bed"
+        )
+    if len(head) < 3 or head[2] != 0x01:
+        raise InputError(
+            f"{path}: sample-major .bed files are not supported; rewrite it variant-major with "
+            "plink2 --make-bed"
+        )
+    expected = 3 + n_variants * ((n_samples + 3) // 4)
+    actual = path.stat().st_size
+    if actual != expected:
+        raise InputError(
+            f"{path}: {actual} bytes, but {bim} lists {n_variants} variants and {fam} lists "
+            f"{n_samples} samples, which need {expected} bytes; the .bed is truncated or the "
+            ".bim/.fam do not belong to it"
+        )
+
+
+class PlinkFileset:
+    """An opened, checked PLINK 1 fileset.
+
+    >>> fs = PlinkFileset("cohort")          # doctest: +SKIP
+    >>> fs.read(variants=np.s_[0:100]).shape  # doctest: +SKIP
+    (2000, 100)
+    """
+
+    def __init__(self, prefix: str | os.PathLike, *, num_threads: int | None = None):
+        from bed_reader import open_bed
+
+        self.bed_path, self.bim_path, self.fam_path = plink_paths(prefix)
+        check_file(self.bed_path, ".bed file")
+        self.samples = read_fam(self.fam_path)
+        self.variants = read_bim(self.bim_path)
+        check_bed(self.bed_path, len(self.samples), len(self.variants), self.bim_path, self.fam_path)
+        self.num_threads = num_threads
+        self._bed = open_bed(
+            self.bed_path, iid_count=len(self.samples), sid_count=len(self.variants),
+            num_threads=num_threads, skip_format_check=True,
+        )
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.variants)
+
+    def __repr__(self) -> str:
+        return f"PlinkFileset({str(self.bed_path)[:-4]!r}: {self.n_samples} samples, {self.n_variants} variants)"
+
+    def read(self, samples=None, variants=None) -> np.ndarray:
+        """Dosages of ALLELE1 as a (samples, variants) float32 Fortran array, NaN where missing.
+
+        ``samples``/``variants`` are anything bed-reader indexes with: None (all), a slice, an
+        integer array (any order, repeats allowed) or a boolean mask.
+        """
+        return self._bed.read(
+            index=(samples, variants), dtype=np.float32, order="F", num_threads=self.num_threads
+        )
+
+    def iter_reads(
+        self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(variant positions, dosages)`` for consecutive blocks of ``variant_index``.
+
+        Memory holds at most two blocks: with ``prefetch`` the next block is read in a
+        background thread (bed-reader releases the GIL) while the caller works on this one.
+        """
+        starts = range(0, len(variant_index), block_size)
+        pieces = [_as_slice(variant_index[s : s + block_size]) for s in starts]
+        if not prefetch or len(pieces) < 2:
+            for s, piece in zip(starts, pieces):
+                yield variant_index[s : s + block_size], self.read(samples, piece)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bed-prefetch") as pool:
+            future = pool.submit(self.read, samples, pieces[0])
+            for k, s in enumerate(starts):
+                block = future.result()
+                if k + 1 < len(pieces):
+                    future = pool.submit(self.read, samples, pieces[k + 1])
+                yield variant_index[s : s + block_size], block
+                del block
+
+    def to_dask(self, samples=None, variants=None, chunk_variants: int = 4096):
+        """A lazy dask array (samples x variants, float32) reading the .bed chunk by chunk.
+
+        All samples are in one chunk; variants are chunked by ``chunk_variants``.
+        """
+        import dask.array as da
+
+        lazy = _LazyBed(
+            self,
+            check_index("samples", samples, self.n_samples),
+            check_index("variants", variants, self.n_variants),
+        )
+        return da.from_array(
+            lazy, chunks=(lazy.shape[0], chunk_variants), asarray=False, lock=False, fancy=False,
+            meta=np.empty((0, 0), dtype=np.float32), name=f"bed-{self.bed_path.name}-{id(lazy):x}",
+        )
+
+
+def _as_slice(index: np.ndarray):
+    """A slice if ``index`` is a contiguous increasing run (cheaper for bed-reader), else itself."""
+    if len(index) and index[-1] - index[0] == len(index) - 1 and np.all(np.diff(index) == 1):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+class _LazyBed:
+    """Array-like view handed to ``dask.array.from_array``; reads only the requested piece."""
+
+    def __init__(self, fileset: PlinkFileset, samples: np.ndarray, variants: np.ndarray):
+        self.fileset, self.samples, self.variants = fileset, samples, variants
+        self.shape = (len(samples), len(variants))
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 2
+
+    def __getitem__(self, key):
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        sample_pos = self.samples[rows]
+        sample_arg = None if len(sample_pos) == self.fileset.n_samples and np.array_equal(
+            sample_pos, np.arange(self.fileset.n_samples)) else sample_pos
+        return self.fileset.read(sample_arg, _as_slice(self.variants[cols]))
+
+
+def _normalise_chrom(values) -> np.ndarray:
+    values = np.asarray(values, dtype=object).astype(str)
+    return np.char.lower(np.char.replace(np.char.lower(values), "chr", ""))
+
+
+def select_variants(
+    variants: VariantTable,
+    *,
+    chrom: Sequence[str] | None = None,
+    index_range: tuple[int, int] | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Positions (in .bim order) of the variants passing the metadata filters.
+
+    ``chrom`` matches with or without a 'chr' prefix; ``index_range`` is a half-open range of
+    .bim rows; ``include``/``exclude`` are variant ID lists.  Filters that need genotypes
+    (MAF, MAC, missingness) are applied while streaming, by
+    :class:`gwas_glmm.genotype.VariantFilter`.
+    """
+    keep = np.ones(len(variants), dtype=bool)
+    if index_range is not None:
+        start, stop = index_range
+        if not (0 <= start <= stop <= len(variants)):
+            raise InputError(f"variant range {start}..{stop} is outside 0..{len(variants)}")
+        mask = np.zeros_like(keep)
+        mask[start:stop] = True
+        keep &= mask
+    if chrom is not None:
+        wanted = _normalise_chrom(list(chrom))
+        keep &= np.isin(_normalise_chrom(variants.chrom), wanted)
+    if include is not None:
+        keep &= np.isin(variants.id, np.asarray(list(include), dtype=object))
+    if exclude is not None:
+        keep &= ~np.isin(variants.id, np.asarray(list(exclude), dtype=object))
+    return np.flatnonzero(keep).astype(np.int64)
+
+
+def read_id_list(path: str | os.PathLike) -> list[str]:
+    """Variant IDs from a file with one ID per line (first whitespace-separated field)."""
+    path = check_file(path, "variant ID list")
+    with open(path, encoding="utf-8") as fh:
+        return [line.split()[0] for line in fh if line.strip()]

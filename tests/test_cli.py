@@ -1,0 +1,77 @@
+"""CLI contract: parser defaults, help, one-line errors with exit code 1, logs and outputs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from gwas_glmm import __version__
+from gwas_glmm.cli import get_parser, main
+from gwas_glmm.simulate import SimulationConfig
+
+
+def test_parser_defaults_match_library():
+    args = get_parser().parse_args(["simulate", "--out", "x"])
+    d = SimulationConfig()
+    assert (args.n_samples, args.n_variants, args.seed, args.h2) == (d.n_samples, d.n_variants, d.seed, d.h2)
+    assert args.prevalence == list(d.prevalences)
+    f = get_parser().parse_args(["freq", "--bfile", "b", "--out", "o", "--maf", "0.01", "--chr", "1", "chr2"])
+    assert (f.maf, f.mac, f.geno, f.chr) == (0.01, 0.0, 1.0, ["1", "chr2"])
+
+
+@pytest.mark.parametrize("command", ["simulate", "freq", "demo"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    assert "--out" in capsys.readouterr().out
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "simulate" in capsys.readouterr().err
+
+
+def test_module_entry_point_version():
+    out = subprocess.run([sys.executable, "-m", "gwas_glmm", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"gwas-glmm {__version__}"
+
+
+def test_simulate_then_freq(tmp_path, capsys):
+    prefix = tmp_path / "sim" / "c"
+    assert main(["simulate", "--out", str(prefix), "--n-samples", "60", "--n-variants", "300",
+                 "--prevalence", "0.2", "--seed", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "files written" in err and f"{prefix}.bed" in err
+    assert (tmp_path / "sim" / "c.log").read_text().count("trait") >= 3
+    pheno = pd.read_csv(f"{prefix}.pheno", sep="\t")
+    assert list(pheno.columns) == ["#FID", "IID", "qt", "bt1", "count"]
+
+    assert main(["freq", "--bfile", str(prefix), "--out", str(tmp_path / "f"), "--maf", "0.05",
+                 "--chr", "1", "2", "3"]) == 0
+    freq = pd.read_csv(tmp_path / "f.freq.tsv", sep="\t")
+    assert list(freq.columns) == ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "MAC", "MISS", "N"]
+    assert set(freq.CHROM) <= {1, 2, 3} and (freq.A1FREQ.between(0.05, 0.95)).all()
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["freq", "--bfile", "{tmp}/nothere", "--out", "{tmp}/o"], "not found"),
+    (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--extract", "{tmp}/none.txt"], "not found"),
+    (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--maf", "0.9"], "min_maf"),
+    (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--threads", "0"], "--threads"),
+    (["simulate", "--out", "{tmp}/s", "--n-samples", "2"], "n_samples"),
+])
+def test_errors_are_one_line_and_exit_1(tmp_path, small_cohort, capsys, argv, expected):
+    for ext in (".bed", ".bim", ".fam"):
+        shutil.copy(f"{small_cohort.bfile}{ext}", tmp_path / f"c{ext}")
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "Traceback" not in "\n".join(err)
+    assert err[-1].startswith(f"gwas-glmm {argv[0]}: error:") and expected in err[-1]
+    assert not (tmp_path / "o.freq.tsv").exists()

@@ -1,0 +1,158 @@
+"""Phenotype/covariate parsing edge cases and sample alignment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gwas_glmm import AlignmentError, InputError, align_samples, read_covariates, read_phenotypes
+from gwas_glmm.io import SampleTable
+
+
+def fam(ids):
+    fid = np.array([f for f, _ in ids], dtype=object)
+    iid = np.array([i for _, i in ids], dtype=object)
+    zeros = np.array(["0"] * len(ids), dtype=object)
+    return SampleTable(fid, iid, zeros, zeros, np.zeros(len(ids), np.int8))
+
+
+FAM = fam([("F1", "A"), ("F1", "B"), ("F2", "C"), ("F3", "D"), ("F4", "E")])
+
+
+def write(tmp_path, text, name="p.txt"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("header", ["FID IID", "#FID IID", "fid iid", "#FID\tIID"])
+def test_header_forms(tmp_path, header):
+    sep = "\t" if "\t" in header else " "
+    text = header + f"{sep}y1{sep}y2\n" + "\n".join(
+        sep.join(r) for r in [("F1", "A", "1.5", "3"), ("F1", "B", "2.5", "NA")]) + "\n"
+    p = read_phenotypes(write(tmp_path, text), ["y1", "y2"])
+    np.testing.assert_array_equal(p.iid, ["A", "B"])
+    np.testing.assert_allclose(p.values, [[1.5, 3.0], [2.5, np.nan]])
+
+
+def test_no_header_plink1_style(tmp_path):
+    p = read_phenotypes(write(tmp_path, "F1 A 1.0 2\nF1 B 3.0 4\n"))
+    assert p.names == ["PHENO1", "PHENO2"]
+    np.testing.assert_array_equal(p.fid, ["F1", "F1"])
+
+
+def test_iid_only_header_matches_on_iid(tmp_path):
+    p = read_phenotypes(write(tmp_path, "#IID y\nC 1\nA 2\nE 3\n"))
+    assert p.fid is None
+    a = align_samples(FAM, p)
+    np.testing.assert_array_equal(a.iid, ["A", "C", "E"])
+    np.testing.assert_allclose(a.y[:, 0], [2, 1, 3])
+
+
+@pytest.mark.parametrize("code", ["NA", "na", "nan", "NaN", ".", "-9", "-9.0"])
+def test_missing_codes(tmp_path, code):
+    p = read_phenotypes(write(tmp_path, f"FID IID y\nF1 A {code}\nF1 B 1.25\n"))
+    assert np.isnan(p.values[0, 0]) and p.values[1, 0] == 1.25
+
+
+def test_empty_cell_in_tab_file_is_missing(tmp_path):
+    p = read_phenotypes(write(tmp_path, "FID\tIID\ty\tz\nF1\tA\t\t2\nF1\tB\t1\t\n"))
+    np.testing.assert_allclose(p.values, [[np.nan, 2], [1, np.nan]])
+
+
+def test_binary_detection(tmp_path):
+    text = "FID IID b01 b12 q c012\nF1 A 0 1 0.5 0\nF1 B 1 2 1 1\nF2 C NA 2 2 2\nF3 D 0 -9 3 1\n"
+    p = read_phenotypes(write(tmp_path, text))
+    assert p.binary.tolist() == [True, True, False, False]
+    assert p.coding == ["0/1", "1/2", None, None]
+    np.testing.assert_allclose(p.values[:, 1], [0, 1, 1, np.nan])  # 1/2 recoded to 0/1
+
+
+def test_non_numeric_phenotype_names_file_sample_and_line(tmp_path):
+    path = write(tmp_path, "FID IID y\nF1 A 1\nF1 B oops\n")
+    with pytest.raises(InputError) as err:
+        read_phenotypes(path)
+    msg = str(err.value)
+    assert str(path) in msg and "F1 B" in msg and "line 3" in msg and "'oops'" in msg
+
+
+def test_unknown_column(tmp_path):
+    with pytest.raises(InputError, match="no column named 'z'.*columns are: y"):
+        read_phenotypes(write(tmp_path, "FID IID y\nF1 A 1\n"), ["z"])
+
+
+def test_ragged_rows(tmp_path):
+    with pytest.raises(InputError, match="p.txt"):
+        read_phenotypes(write(tmp_path, "FID IID y\nF1 A 1 7\n"))
+    with pytest.raises(InputError, match="line 3 has fewer values"):
+        read_phenotypes(write(tmp_path, "FID IID y z\nF1 A 1 2\nF1 B 1\n"))
+
+
+def test_duplicate_sample_in_file(tmp_path):
+    with pytest.raises(InputError, match="appears on lines 2 and 4"):
+        read_phenotypes(write(tmp_path, "FID IID y\nF1 A 1\nF1 B 2\nF1 A 3\n"))
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(InputError, match="empty"):
+        read_phenotypes(write(tmp_path, "\n"))
+    with pytest.raises(InputError, match="no samples"):
+        read_phenotypes(write(tmp_path, "FID IID y\n"))
+
+
+def test_categorical_covariates(tmp_path):
+    text = "FID IID age site batch\nF1 A 30 north 1\nF1 B 40 south 2\nF2 C 50 east 3\nF3 D 60 NA 1\n"
+    c = read_covariates(write(tmp_path, text), categorical=["batch"])
+    assert c.names == ["age", "site=north", "site=south", "batch=2", "batch=3"]
+    assert c.categories == {"site": ["east", "north", "south"], "batch": ["1", "2", "3"]}
+    np.testing.assert_allclose(c.values[:, 1:3], [[1, 0], [0, 1], [0, 0], [np.nan, np.nan]])
+
+
+def test_id_like_covariate_is_rejected(tmp_path):
+    rows = "\n".join(f"F{k} I{k} id{k}" for k in range(150))
+    with pytest.raises(InputError, match="150 distinct non-numeric values"):
+        read_covariates(write(tmp_path, "FID IID tag\n" + rows + "\n"))
+
+
+def test_alignment_keeps_fam_order_and_reports_drops(tmp_path, caplog):
+    pheno = read_phenotypes(write(tmp_path, "FID IID y q\nF4 E 1 0\nF1 A 2 1\nF2 C NA NA\nF1 B 3 0\nX Z 1 1\n"))
+    covar = read_covariates(write(tmp_path, "FID IID age\nF1 A 30\nF1 B NA\nF4 E 50\nF2 C 1\n", "c.txt"))
+    a = align_samples(FAM, pheno, covar, other_ids={"kinship": (np.array(["F1", "F4"], dtype=object),
+                                                                  np.array(["A", "E"], dtype=object))})
+    np.testing.assert_array_equal(a.iid, ["A", "E"])
+    np.testing.assert_array_equal(a.fam_index, [0, 4])
+    np.testing.assert_allclose(a.y, [[2, 1], [1, 0]])
+    np.testing.assert_allclose(a.x, [[30], [50]])
+    assert a.binary.tolist() == [False, True]
+    reasons = dict(a.report.dropped)
+    assert reasons[f"not in phenotype file {pheno.path}"] == 1  # D
+    assert reasons["every phenotype missing"] == 1  # C
+    assert reasons["a covariate missing"] == 1  # B
+    assert a.report.n_kept == 2 and a.report.n_fam == 5
+
+
+def test_alignment_keeps_samples_with_some_phenotypes(tmp_path):
+    pheno = read_phenotypes(write(tmp_path, "FID IID y z\nF1 A 1 NA\nF1 B NA 2\nF2 C 3 4\nF3 D 0 1\n"))
+    a = align_samples(FAM, pheno)
+    assert a.n == 4 and np.isnan(a.y).sum() == 2
+
+
+def test_no_samples_in_common(tmp_path):
+    pheno = read_phenotypes(write(tmp_path, "FID IID y\nA F1 1\nB F1 2\n"))
+    with pytest.raises(AlignmentError) as err:
+        align_samples(FAM, pheno)
+    msg = str(err.value)
+    assert "no sample of the .fam" in msg and "F1 A" in msg and "A F1" in msg
+
+
+def test_constant_phenotype(tmp_path):
+    pheno = read_phenotypes(write(tmp_path, "FID IID y\nF1 A 2\nF1 B 2\nF2 C 2\n"))
+    with pytest.raises(InputError, match="single value 2 in all 3 samples"):
+        align_samples(FAM, pheno)
+
+
+def test_constant_covariate_is_dropped(tmp_path):
+    pheno = read_phenotypes(write(tmp_path, "FID IID y\nF1 A 1\nF1 B 2\nF2 C 3\n"))
+    covar = read_covariates(write(tmp_path, "FID IID k age\nF1 A 1 3\nF1 B 1 4\nF2 C 1 5\n", "c.txt"))
+    a = align_samples(FAM, pheno, covar)
+    assert a.covar_names == ["age"] and a.x.shape == (3, 1)
