@@ -2,7 +2,8 @@
 
 Stages: PLINK genotypes streamed in blocks (:mod:`gwas_glmm.io.plink`,
 :mod:`gwas_glmm.genotype`), phenotypes and covariates aligned by sample ID
-(:mod:`gwas_glmm.io.pheno`), and simulated cohorts with a known truth
+(:mod:`gwas_glmm.io.pheno`), kinship matrices: the streamed GRM, LOCO parts, one stored
+eigendecomposition, imported or custom matrices (:mod:`gwas_glmm.kinship`), and simulated cohorts with a known truth
 (:mod:`gwas_glmm.simulate`).
 """
 
@@ -22,10 +23,15 @@ from .io import (
     read_phenotypes,
     select_variants,
 )
+from .kinship import Eigen, GrmConfig, Kinship, compute_grm, eigendecompose, pedigree_kinship
+from .kinship.files import read_kinship, write_kinship
+from .kinship.store import add_eigen, load_kinship, save_kinship
 from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
 
 __all__ = [
-    "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "GenotypeBlock",
+    "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "Eigen", "GenotypeBlock",
+    "GrmConfig", "Kinship", "add_eigen", "compute_grm", "eigendecompose", "load_kinship",
+    "pedigree_kinship", "read_kinship", "save_kinship", "write_kinship",
     "GwasGlmmError", "InputError", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
     "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "align_samples",
     "iter_blocks", "read_bim", "read_covariates", "read_fam", "read_phenotypes",

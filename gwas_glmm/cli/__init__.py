@@ -15,7 +15,11 @@ __all__ = ["get_parser", "main"]
 def _log_path(args) -> Path | None:
     if args.runner == "demo":
         return Path(args.out) / "demo.log"
-    return Path(f"{args.out}.log")
+    out = args.grm if args.runner == "eigen" else args.out
+    for suffix in (".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz", ".rel"):
+        if out.endswith(suffix):
+            return Path(out[: -len(suffix)] + ".log")
+    return Path(f"{out}.log")
 
 
 def main(argv: list[str] | None = None) -> int:

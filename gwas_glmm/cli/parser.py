@@ -19,15 +19,15 @@ def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
 
 
-def _add_variant_filters(p: argparse.ArgumentParser) -> None:
+def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0) -> None:
     g = p.add_argument_group("variant selection")
     g.add_argument("--chr", nargs="+", metavar="CHR", help="keep these chromosomes (1 or chr1)")
     g.add_argument("--extract", metavar="FILE", help="keep the variant IDs listed in FILE")
     g.add_argument("--exclude", metavar="FILE", help="drop the variant IDs listed in FILE")
-    g.add_argument("--maf", type=float, default=0.0, help="minimum minor allele frequency")
+    g.add_argument("--maf", type=float, default=maf, help=f"minimum minor allele frequency (default {maf})")
     g.add_argument("--mac", type=float, default=0.0, help="minimum minor allele count")
-    g.add_argument("--geno", type=float, default=1.0, metavar="RATE",
-                   help="maximum missing-call rate per variant")
+    g.add_argument("--geno", type=float, default=geno, metavar="RATE",
+                   help=f"maximum missing-call rate per variant (default {geno})")
     g.add_argument("--keep", metavar="FILE", help="keep the samples (FID IID) listed in FILE")
     g.add_argument("--block-size", type=int, default=2048, metavar="M",
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")
@@ -55,6 +55,55 @@ def _add_simulation(p: argparse.ArgumentParser) -> None:
                    help="share of genetic variance explained by each large-effect variant")
 
 
+def _add_kinship_commands(sub) -> None:
+    grm = sub.add_parser(
+        "grm", help="genomic relationship matrix (GCTA definition), streamed, with LOCO parts",
+        description="Build the GCTA-standardized GRM from a .bed in one streamed pass and store it "
+        "in HDF5 with sample IDs, counts, per-chromosome (LOCO) parts and provenance.")
+    grm.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix")
+    _add_common(grm, "output file (FILE.h5, or PREFIX -> PREFIX.grm.h5); log to PREFIX.log")
+    _add_variant_filters(grm, maf=0.01, geno=0.05)
+    g = grm.add_argument_group("GRM")
+    g.add_argument("--missing", choices=["gcta", "mean-impute"], default="gcta",
+                   help="gcta: missing calls contribute 0 and each pair is averaged over the variants "
+                   "called in both (plink2 --make-rel); mean-impute: missing = 2p, every pair over M")
+    g.add_argument("--double", action="store_true", help="accumulate in float64 (default float32)")
+    g.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep per-chromosome parts for leave-one-chromosome-out GRMs (disk: one "
+                   "n x n matrix per chromosome)")
+    g.add_argument("--eigen", action="store_true", help="also store the eigendecomposition")
+    g.add_argument("--sparse-cutoff", type=float, default=None, metavar="X",
+                   help="also store a sparse GRM keeping off-diagonal entries >= X (fastGWA: 0.05)")
+    g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
+    g.add_argument("--thin", type=float, default=None, metavar="P", help="use each variant with probability P")
+    g.add_argument("--seed", type=int, default=1, help="seed for --thin/--thin-count")
+    grm.set_defaults(runner="grm")
+
+    eig = sub.add_parser("eigen", help="store the eigendecomposition of a kinship file, once",
+                         description="Decompose the matrix in a gwas-glmm kinship file (and with "
+                         "--loco each LOCO matrix) and store the result in the same file.")
+    eig.add_argument("--grm", required=True, metavar="FILE.h5")
+    eig.add_argument("--loco", action="store_true", help="also decompose every LOCO matrix")
+    eig.add_argument("--psd-tol", type=float, default=1e-2, metavar="T",
+                     help="relative size of negative eigenvalues clipped to 0 before it is an error")
+    eig.add_argument("--threads", type=int, default=None, metavar="N")
+    eig.add_argument("-v", "--verbose", action="store_true")
+    eig.set_defaults(runner="eigen")
+
+    conv = sub.add_parser("convert-kinship", help="convert or import a kinship matrix (GCTA, plink2, HDF5)",
+                          description="Read a kinship in any supported format, validate it (square, "
+                          "symmetric, finite, PSD, unique IDs) and write it in the format given by --out's "
+                          "name: .h5, .grm.bin, .grm.gz, .rel, .rel.gz, .rel.bin.")
+    conv.add_argument("--kinship", required=True, metavar="FILE",
+                      help=".h5, PREFIX.grm.bin / .grm.gz (GCTA), .rel / .rel.gz / .rel.bin (plink2)")
+    conv.add_argument("--out", required=True, metavar="FILE")
+    conv.add_argument("--pedigree", action="store_true",
+                      help="--kinship is a .fam: build the pedigree kinship (twice the kinship coefficient)")
+    conv.add_argument("--threads", type=int, default=None, metavar="N")
+    conv.add_argument("-v", "--verbose", action="store_true")
+    conv.set_defaults(runner="convert-kinship")
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gwas-glmm",
@@ -77,6 +126,8 @@ def get_parser() -> argparse.ArgumentParser:
     _add_common(freq, "output prefix")
     _add_variant_filters(freq)
     freq.set_defaults(runner="freq")
+
+    _add_kinship_commands(sub)
 
     demo = sub.add_parser("demo", help="run the pipeline on a built-in simulated cohort",
                           description="Simulate a related cohort under OUT/ and run every stage "

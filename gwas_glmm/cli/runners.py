@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .._progress import get_logger
@@ -13,7 +14,11 @@ from ..exceptions import InputError
 from ..genotype import VariantFilter, variant_stats
 from ..genotype.stats import freq_table
 from ..io.pheno import read_sample_list
-from ..io.plink import PlinkFileset, read_id_list, select_variants
+from ..io.plink import PlinkFileset, read_fam, read_id_list, select_variants
+from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
+from ..kinship.files import read_kinship, write_kinship
+from ..kinship.store import KinshipWriter, add_eigen
+from ..provenance import provenance
 from ..io.tables import write_tsv
 from ..simulate import SimulationConfig, simulate_cohort
 
@@ -26,8 +31,10 @@ def set_threads(threads: int | None) -> None:
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
     import numba
+    from threadpoolctl import threadpool_limits
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    threadpool_limits(limits=threads)  # BLAS/LAPACK (GRM accumulation, eigendecomposition)
 
 
 def run_simulate(args: argparse.Namespace) -> None:
@@ -52,7 +59,8 @@ def _keep_samples(fileset: PlinkFileset, path: str | None):
     return index
 
 
-def run_freq(args: argparse.Namespace) -> None:
+def _selection(args: argparse.Namespace):
+    """(fileset, variant positions, sample positions or None) from the shared selection flags."""
     fileset = PlinkFileset(args.bfile, num_threads=args.threads)
     log.info("%s", fileset)
     variants = select_variants(
@@ -60,7 +68,11 @@ def run_freq(args: argparse.Namespace) -> None:
         include=read_id_list(args.extract) if args.extract else None,
         exclude=read_id_list(args.exclude) if args.exclude else None,
     )
-    samples = _keep_samples(fileset, args.keep)
+    return fileset, variants, _keep_samples(fileset, args.keep)
+
+
+def run_freq(args: argparse.Namespace) -> None:
+    fileset, variants, samples = _selection(args)
     filters = VariantFilter(min_maf=args.maf, min_mac=args.mac, max_missing=args.geno)
     t0 = time.perf_counter()
     index, stats = variant_stats(fileset, samples=samples, variants=variants, block_size=args.block_size,
@@ -91,4 +103,60 @@ def run_demo(args: argparse.Namespace) -> None:
     log.info("  %s (this log)", out / "demo.log")
 
 
-RUNNERS = {"simulate": run_simulate, "freq": run_freq, "demo": run_demo}
+def _grm_path(out: str) -> Path:
+    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.grm.h5")
+
+
+def run_grm(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    fileset, variants, samples = _selection(args)
+    if args.thin_count is not None or args.thin is not None:
+        before = len(variants)
+        variants = thin_variants(variants, count=args.thin_count, fraction=args.thin, seed=args.seed)
+        log.info("thinning: %d of %d variants kept (seed %d)", len(variants), before, args.seed)
+    config = GrmConfig(missing=args.missing, min_maf=args.maf, min_mac=args.mac, max_missing=args.geno,
+                       double=args.double, block_size=args.block_size, loco=args.loco)
+    out = _grm_path(args.out)
+    n = fileset.n_samples if samples is None else len(samples)
+    log.info("GRM of %d samples over %d candidate variants: %s missing mode, %s precision, LOCO %s; "
+             "about %.0f MiB of RAM for the accumulators", n, len(variants), config.missing,
+             "double" if config.double else "single", "on" if config.loco else "off",
+             n * n * np.dtype(config.dtype).itemsize * (2 if config.loco else 1) / 2**20)
+    with KinshipWriter(out) as writer:
+        kinship, total = compute_grm(fileset, samples=samples, variants=variants, config=config,
+                                     on_part=writer.write_part if config.loco else None, show_progress=True)
+        if args.eigen:
+            kinship = kinship.decompose()
+            log.info("eigendecomposition: %s", kinship.eigen.report())
+        params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
+        writer.write(kinship, total, fileset.variants.take(total.variant_index),
+                     provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
+                                                   "fam": fileset.fam_path}, parameters=params, started=started))
+        if args.sparse_cutoff is not None:
+            sparse = sparsify(kinship.matrix, args.sparse_cutoff)
+            writer.write_sparse(sparse, args.sparse_cutoff)
+            log.info("sparse GRM (entries >= %g): %d non-zeros, %.3f%% of the matrix",
+                     args.sparse_cutoff, sparse.nnz, 100 * sparse.nnz / n**2)
+    diag = np.diag(kinship.matrix)
+    log.info("GRM written to %s (%.1f s): diagonal mean %.4f (sd %.4f), %d variants used",
+             out, time.perf_counter() - started, diag.mean(), diag.std(), total.n_variants)
+
+
+def run_eigen(args: argparse.Namespace) -> None:
+    started = time.perf_counter()
+    done = add_eigen(args.grm, loco=args.loco, psd_tol=args.psd_tol, log=log)
+    log.info("%d eigendecomposition(s) stored in %s (%.1f s)", len(done), args.grm, time.perf_counter() - started)
+
+
+def run_convert_kinship(args: argparse.Namespace) -> None:
+    if args.pedigree:
+        kinship = pedigree_kinship(read_fam(args.kinship), source=args.kinship)
+    else:
+        kinship = read_kinship(args.kinship)
+    log.info("%r read from %s", kinship, args.kinship)
+    paths = write_kinship(args.out, kinship)
+    log.info("written: %s", ", ".join(str(p) for p in paths))
+
+
+RUNNERS = {"simulate": run_simulate, "freq": run_freq, "demo": run_demo, "grm": run_grm,
+           "eigen": run_eigen, "convert-kinship": run_convert_kinship}

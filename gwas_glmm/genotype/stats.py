@@ -31,8 +31,9 @@ class VariantStats:
 
     @property
     def maf(self) -> np.ndarray:
-        f = self.a1freq
-        return np.minimum(f, 1.0 - f)
+        """Minor allele frequency, MAC / (2 calls) (no 1 - p rounding at filter thresholds)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.n_obs > 0, self.mac / (2.0 * self.n_obs), np.nan)
 
     @property
     def mac(self) -> np.ndarray:
@@ -41,7 +42,8 @@ class VariantStats:
 
     @property
     def missing_rate(self) -> np.ndarray:
-        return 1.0 - self.n_obs / float(self.n_samples) if self.n_samples else np.ones(len(self))
+        """Share of missing calls, (samples - calls) / samples (exact at thresholds like 15/300)."""
+        return (self.n_samples - self.n_obs) / float(self.n_samples) if self.n_samples else np.ones(len(self))
 
     def __len__(self) -> int:
         return len(self.n_obs)

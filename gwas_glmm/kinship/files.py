@@ -1,0 +1,55 @@
+"""Read or write a kinship in any supported format, chosen by the file name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import InputError
+from ..io.kinship_formats import kinship_format, read_gcta, read_rel, write_gcta, write_rel
+from .kinship import Kinship
+from .store import load_kinship, save_kinship
+
+
+def read_kinship(path: str | os.PathLike, *, loco: str | None = None, sparse: bool = False,
+                 check_psd: bool = True) -> Kinship:
+    """A :class:`Kinship` from gwas-glmm HDF5, GCTA (.grm.bin/.grm.gz + .grm.id) or plink2
+    (.rel/.rel.gz/.rel.bin + .rel.id).  Foreign matrices are validated (symmetric, finite, PSD)."""
+    fmt = kinship_format(path)
+    if fmt == "h5":
+        return load_kinship(path, loco=loco, sparse=sparse)
+    if loco is not None or sparse:
+        raise InputError(f"{path}: LOCO and sparse matrices are only stored in gwas-glmm .h5 kinship files")
+    if fmt == "gcta":
+        matrix, counts, fid, iid = read_gcta(path)
+    else:
+        matrix, fid, iid = read_rel(path)
+        counts = None
+    meta = {"source": str(path), "format": fmt, "definition": f"imported from {Path(path).name}"}
+    kin = Kinship.from_array(matrix, iid=iid, fid=fid, source=str(path), check_psd=check_psd, meta=meta)
+    if counts is not None:
+        kin.meta["has_counts"] = True
+    return kin
+
+
+def write_kinship(path: str | os.PathLike, kinship: Kinship, *, counts=None) -> list[Path]:
+    """Write ``kinship`` to ``path``: .h5 (with eigen if known), GCTA (PREFIX.grm.bin or
+    PREFIX.grm.gz), or plink2 (PREFIX.rel, .rel.gz, .rel.bin)."""
+    name = str(path)
+    matrix = kinship.matrix.toarray() if kinship.is_sparse else np.asarray(kinship.matrix)
+    if name.endswith((".h5", ".hdf5")):
+        return [save_kinship(path, kinship)]
+    if name.endswith(".grm.bin"):
+        return write_gcta(name[: -len(".grm.bin")], matrix, kinship.fid, kinship.iid, counts)
+    if name.endswith(".grm.gz"):
+        return write_gcta(name[: -len(".grm.gz")], matrix, kinship.fid, kinship.iid, counts, text=True)
+    if name.endswith(".rel.bin"):
+        return write_rel(name[: -len(".rel.bin")], matrix, kinship.fid, kinship.iid, binary=True,
+                         single=matrix.dtype == np.float32)
+    if name.endswith(".rel.gz"):
+        return write_rel(name[: -len(".rel.gz")], matrix, kinship.fid, kinship.iid, gz=True)
+    if name.endswith(".rel"):
+        return write_rel(name[: -len(".rel")], matrix, kinship.fid, kinship.iid)
+    raise InputError(f"{path}: choose an output ending in .h5, .grm.bin, .grm.gz, .rel, .rel.gz or .rel.bin")

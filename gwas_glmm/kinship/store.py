@@ -1,0 +1,245 @@
+"""The kinship HDF5 file: one matrix, its samples, counts, LOCO parts, eigendecompositions.
+
+Layout (``format = "gwas_glmm.kinship"``, ``format_version = 1``)::
+
+    /                attrs: format, format_version, definition, missing, n_variants,
+                            provenance (JSON), and the GRM parameters
+    /samples/fid, /samples/iid          (n,) UTF-8 strings, row order of every matrix
+    /matrix                             (n, n) float32 or float64, symmetric
+    /counts/sample_missing              (n,) int64   ("gcta" missing mode only)
+    /counts/pair_missing                (n, n) int32 calls missing in both samples (gzip)
+    /variants/id, /variants/chrom       the variants the GRM was built from
+    /loco/<chrom>/sum                   (n, n) unnormalised sum of that chromosome's terms
+    /loco/<chrom>/sample_missing, pair_missing, attrs n_variants
+    /eigen/values, /eigen/vectors       attrs rank, n_clipped, min_raw, tol, complete
+    /loco/<chrom>/eigen/...             optional, the LOCO matrices' decompositions
+    /sparse/data, indices, indptr       CSR of the sparse GRM, attrs cutoff
+
+With N_jk = M - c_j - c_k + S_jk the pair counts, the GRM without chromosome c is
+(A * N - sum_c) / (N - N_c), computed in row chunks straight from the file.
+A new file is written under a temporary name and renamed when complete; an eigendecomposition
+added later to an existing file is marked complete only after its last byte is written.
+Reading never executes anything from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import scipy.sparse
+
+from .._atomic import atomic_path
+from .._validation import check_file
+from ..exceptions import InputError
+from .eigen import Eigen
+from .grm import GrmPart, pair_counts
+from .kinship import Kinship
+
+FORMAT = "gwas_glmm.kinship"
+FORMAT_VERSION = 1
+_STR = h5py.string_dtype()
+_ROWS = 2**22  # values per row chunk when computing from the file
+
+
+def _write_strings(group, name, values) -> None:
+    group.create_dataset(name, data=np.asarray([str(v) for v in values], dtype=object), dtype=_STR)
+
+
+def _write_counts(group, sample_missing, pair_missing) -> None:
+    if sample_missing is None:
+        return
+    group.create_dataset("sample_missing", data=sample_missing)
+    n = len(sample_missing)
+    group.create_dataset("pair_missing", data=pair_missing, compression="gzip", compression_opts=1,
+                         shuffle=True, chunks=(max(1, min(n, _ROWS // max(n, 1))), n))
+
+
+def write_eigen(group: h5py.Group, eigen: Eigen) -> None:
+    if "eigen" in group:
+        del group["eigen"]
+    g = group.create_group("eigen")
+    g.create_dataset("values", data=eigen.values)
+    g.create_dataset("vectors", data=eigen.vectors)
+    g.attrs.update(rank=eigen.rank, n_clipped=eigen.n_clipped, min_raw=eigen.min_raw, tol=eigen.tol)
+    g.file.flush()
+    g.attrs["complete"] = True
+
+
+def read_eigen(group: h5py.Group) -> Eigen | None:
+    g = group.get("eigen")
+    if g is None or not g.attrs.get("complete", False):
+        return None
+    a = g.attrs
+    return Eigen(g["values"][...], g["vectors"][...], int(a["rank"]), int(a["n_clipped"]),
+                 float(a["min_raw"]), float(a["tol"]))
+
+
+class KinshipWriter:
+    """Write a new kinship file: ``with KinshipWriter(path) as w: w.write_part(...); w.write(...)``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._ctx = atomic_path(self.path)
+
+    def __enter__(self) -> KinshipWriter:
+        tmp = self._ctx.__enter__()
+        self.h5 = h5py.File(tmp, "w")
+        self.h5.attrs.update(format=FORMAT, format_version=FORMAT_VERSION)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.h5.close()
+        return self._ctx.__exit__(*exc)
+
+    def write_part(self, chrom: str, part: GrmPart) -> None:
+        g = self.h5.require_group("loco").create_group(str(chrom))
+        g.create_dataset("sum", data=part.total)
+        g.attrs["n_variants"] = part.n_variants
+        _write_counts(g, part.sample_missing, part.pair_missing)
+
+    def write(self, kinship: Kinship, part: GrmPart | None = None, variants=None,
+              provenance: dict | None = None) -> None:
+        h5 = self.h5
+        for key, value in kinship.meta.items():
+            if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+                h5.attrs[key] = value
+        if provenance is not None:
+            h5.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
+        s = h5.create_group("samples")
+        _write_strings(s, "fid", kinship.fid)
+        _write_strings(s, "iid", kinship.iid)
+        if kinship.is_sparse:
+            self.write_sparse(kinship.matrix, kinship.meta.get("sparse_cutoff", 0.0))
+        else:
+            h5.create_dataset("matrix", data=kinship.matrix)
+        if part is not None:
+            c = h5.create_group("counts")
+            c.attrs["n_variants"] = part.n_variants
+            _write_counts(c, part.sample_missing, part.pair_missing)
+        if variants is not None:
+            v = h5.create_group("variants")
+            _write_strings(v, "id", variants.id)
+            _write_strings(v, "chrom", variants.chrom)
+        if kinship.eigen is not None:
+            write_eigen(h5, kinship.eigen)
+
+    def write_sparse(self, matrix, cutoff: float) -> None:
+        csr = scipy.sparse.csr_matrix(matrix)
+        g = self.h5.create_group("sparse")
+        for name in ("data", "indices", "indptr"):
+            g.create_dataset(name, data=getattr(csr, name), compression="gzip", compression_opts=1)
+        g.attrs.update(cutoff=cutoff, n=csr.shape[0])
+
+
+def save_kinship(path, kinship: Kinship, **kwargs) -> Path:
+    """Write ``kinship`` (with its eigendecomposition if known) as a new kinship file."""
+    with KinshipWriter(path) as w:
+        w.write(kinship, **kwargs)
+    return Path(path)
+
+
+def _open(path) -> h5py.File:
+    path = check_file(path, "kinship file")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: not an HDF5 file ({exc}); give a kinship file written by gwas-glmm grm") from None
+    if h5.attrs.get("format") != FORMAT:
+        h5.close()
+        raise InputError(f"{path}: not a gwas_glmm kinship file (no format={FORMAT} attribute)")
+    return h5
+
+
+def loco_names(path) -> list[str]:
+    with _open(path) as h5:
+        return list(h5["loco"].keys()) if "loco" in h5 else []
+
+
+def _loco_matrix(h5: h5py.File, chrom: str, path) -> np.ndarray:
+    if "loco" not in h5 or chrom not in h5["loco"]:
+        have = ", ".join(h5["loco"].keys()) if "loco" in h5 else "none"
+        raise InputError(f"{path}: no LOCO part for chromosome {chrom} (have: {have}); "
+                         "rebuild the GRM with --loco")
+    g, counts, matrix = h5["loco"][chrom], h5["counts"], h5["matrix"]
+    n = matrix.shape[0]
+    m_all, m_c = int(counts.attrs["n_variants"]), int(g.attrs["n_variants"])
+    gcta = "sample_missing" in counts
+    c_all = counts["sample_missing"][...] if gcta else None
+    c_c = g["sample_missing"][...] if gcta else None
+    out = np.empty((n, n), dtype=matrix.dtype)
+    step = max(1, _ROWS // n)
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        n_all = pair_counts(m_all, c_all, counts["pair_missing"] if gcta else None, rows)
+        n_c = pair_counts(m_c, c_c, g["pair_missing"] if gcta else None, rows)
+        rest = n_all - n_c
+        if np.any(rest <= 0):
+            raise InputError(f"{path}: no variant is left once chromosome {chrom} is removed")
+        out[rows] = (matrix[rows].astype(np.float64) * n_all - g["sum"][rows]) / rest
+    return out
+
+
+def load_kinship(path, *, loco: str | None = None, with_eigen: bool = True, sparse: bool = False) -> Kinship:
+    """Read a kinship file; ``loco="7"`` gives the GRM without chromosome 7; ``sparse`` the
+    sparse GRM.  The stored eigendecomposition (of the matrix asked for) comes along if present."""
+    with _open(path) as h5:
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in h5.attrs.items()
+                if k not in ("format", "format_version", "provenance")}
+        meta["source"] = str(path)
+        fid = h5["samples/fid"].asstr()[...].astype(object)
+        iid = h5["samples/iid"].asstr()[...].astype(object)
+        eigen = None
+        if sparse:
+            if "sparse" not in h5:
+                raise InputError(f"{path}: no sparse GRM stored; rebuild with --sparse-cutoff")
+            g = h5["sparse"]
+            n = int(g.attrs["n"])
+            matrix = scipy.sparse.csr_matrix((g["data"][...], g["indices"][...], g["indptr"][...]), shape=(n, n))
+            meta["sparse_cutoff"] = float(g.attrs["cutoff"])
+        elif loco is not None:
+            matrix = _loco_matrix(h5, str(loco), path)
+            meta["loco"] = str(loco)
+            if with_eigen:
+                eigen = read_eigen(h5["loco"][str(loco)])
+        else:
+            if "matrix" not in h5:
+                raise InputError(f"{path}: holds no dense matrix")
+            matrix = h5["matrix"][...]
+            if with_eigen:
+                eigen = read_eigen(h5)
+    return Kinship(matrix, fid, iid, eigen, meta)
+
+
+def read_provenance(path) -> dict:
+    with _open(path) as h5:
+        return json.loads(h5.attrs.get("provenance", "{}"))
+
+
+def add_eigen(path, *, loco: bool = False, psd_tol: float | None = None, log=None) -> list[Eigen]:
+    """Decompose the stored matrix (and with ``loco`` each LOCO matrix) once, storing the result
+    in the same file.  Decompositions already complete are kept, not recomputed."""
+    from .eigen import DEFAULT_PSD_TOL, eigendecompose
+
+    tol = DEFAULT_PSD_TOL if psd_tol is None else psd_tol
+    done = []
+    targets = [None] + (loco_names(path) if loco else [])
+    for chrom in targets:
+        with _open(path) as h5:
+            group_name = "/" if chrom is None else f"loco/{chrom}"
+            existing = read_eigen(h5[group_name])
+        if existing is not None:
+            done.append(existing)
+            continue
+        kin = load_kinship(path, loco=chrom, with_eigen=False)
+        what = f"{path}" + ("" if chrom is None else f" without chromosome {chrom}")
+        eigen = eigendecompose(kin.matrix, source=what, psd_tol=tol)
+        if log is not None:
+            log.info("eigendecomposition of %s: %s", what, eigen.report())
+        with h5py.File(path, "r+") as h5:
+            write_eigen(h5[group_name], eigen)
+        done.append(eigen)
+    return done
