@@ -5,16 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from bed_reader import open_bed
+from conftest import DATA
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from oracles import dense_grm
 
 from gwas_glmm import InputError, PlinkFileset
 from gwas_glmm.io.kinship_formats import read_gcta, read_rel
 from gwas_glmm.kinship import GrmConfig, compute_grm, thin_variants
 from gwas_glmm.kinship.store import KinshipWriter, load_kinship, loco_names, read_provenance
-from oracles import dense_grm
-
-from conftest import DATA
 
 
 @pytest.fixture(scope="module")

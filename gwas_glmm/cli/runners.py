@@ -15,11 +15,11 @@ from ..genotype import VariantFilter, variant_stats
 from ..genotype.stats import freq_table
 from ..io.pheno import read_sample_list
 from ..io.plink import PlinkFileset, read_fam, read_id_list, select_variants
+from ..io.tables import write_tsv
 from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
 from ..kinship.files import read_kinship, write_kinship
 from ..kinship.store import KinshipWriter, add_eigen
 from ..provenance import provenance
-from ..io.tables import write_tsv
 from ..simulate import SimulationConfig, simulate_cohort
 
 log = get_logger("cli")

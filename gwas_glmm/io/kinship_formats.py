@@ -48,7 +48,7 @@ def read_id_file(path) -> tuple[np.ndarray, np.ndarray]:
     path = check_file(path, "ID file")
     fids, iids = [], []
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for line in fh:
             fields = line.split()
             if not fields or fields[0].startswith("#"):
                 continue
