@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._accelerate import jit
 
 
-@jit
+@jit(parallel=True)
 def count_alleles(dosages):
     """For a (samples, variants) block: (calls per variant int64, ALLELE1 sum per variant float64)."""
     n, m = dosages.shape
     n_obs = np.zeros(m, dtype=np.int64)
     total = np.zeros(m, dtype=np.float64)
-    for j in range(m):
+    for j in numba.prange(m):
         count = 0
         acc = 0.0
         for i in range(n):

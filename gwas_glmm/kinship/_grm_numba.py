@@ -31,24 +31,89 @@ def standardize_inplace(dosages, freq):
                 dosages[i, j] = 0.0
 
 
-@jit
+@jit(parallel=True)
 def count_missing_pairs(dosages, sample_missing, pair_missing):
-    """Add each sample's missing calls to ``sample_missing`` and, for every pair (a <= b) of
-    samples both missing at a variant, 1 to ``pair_missing[a, b]`` (upper triangle).
+    """Add each sample's missing calls to ``sample_missing`` and, for every pair b <= a of
+    samples both missing at a variant, 1 to ``pair_missing[b, a]`` (upper triangle; Fortran
+    order, so the column of sample a is contiguous).
 
-    Cost: sum over variants of (missing calls)^2 / 2, small next to the GRM's n^2 per variant
-    at the usual missing rates (a few percent).
+    Work is sum over variants of (missing calls)^2 / 2, done sample by sample (in parallel) so
+    that each sample's writes stay in one column of the matrix, in cache.
     """
     n, m = dosages.shape
-    rows = np.empty(n, dtype=np.int64)
-    for j in range(m):
+    per_variant = np.zeros(m + 1, dtype=np.int64)
+    for j in numba.prange(m):
         k = 0
+        for i in range(n):
+            if dosages[i, j] != dosages[i, j]:
+                k += 1
+        per_variant[j + 1] = k
+    vptr = np.cumsum(per_variant)
+    rows = np.empty(vptr[m], dtype=np.int32)
+    for j in numba.prange(m):
+        k = vptr[j]
         for i in range(n):
             if dosages[i, j] != dosages[i, j]:
                 rows[k] = i
                 k += 1
-        for u in range(k):
-            a = rows[u]
-            sample_missing[a] += 1
-            for v in range(u, k):
-                pair_missing[a, rows[v]] += 1
+    per_sample = np.zeros(n + 1, dtype=np.int64)
+    for t in range(vptr[m]):
+        per_sample[rows[t] + 1] += 1
+    sptr = np.cumsum(per_sample)
+    fill = sptr[:n].copy()
+    variants = np.empty(vptr[m], dtype=np.int32)
+    for j in range(m):
+        for t in range(vptr[j], vptr[j + 1]):
+            a = rows[t]
+            variants[fill[a]] = j
+            fill[a] += 1
+    for a in numba.prange(n):
+        sample_missing[a] += sptr[a + 1] - sptr[a]
+        for t in range(sptr[a], sptr[a + 1]):
+            j = variants[t]
+            for u in range(vptr[j], vptr[j + 1]):
+                b = rows[u]
+                if b > a:
+                    break
+                pair_missing[b, a] += 1
+
+
+@jit(parallel=True)
+def add_upper(dst, src):
+    """dst[i, j] += src[i, j] for i <= j (Fortran-order arrays: columns are contiguous)."""
+    n = dst.shape[0]
+    for j in numba.prange(n):
+        for i in range(j + 1):
+            dst[i, j] += src[i, j]
+
+
+@jit(parallel=True)
+def symmetrize_upper(a):
+    """Copy the upper triangle onto the lower one, in place."""
+    n = a.shape[0]
+    for j in numba.prange(n):
+        for i in range(j):
+            a[j, i] = a[i, j]
+
+
+@jit(parallel=True)
+def normalize_upper(total, n_variants, sample_missing, pair_missing, out):
+    """out = total / N on both triangles, from the upper triangles of ``total`` and
+    ``pair_missing`` (N_ij = M - c_i - c_j + S_ij; N = M when ``pair_missing`` is empty).
+    Returns the number of pairs with N <= 0 (left as NaN)."""
+    n = total.shape[0]
+    gcta = pair_missing.shape[0] == n
+    bad = np.zeros(n, dtype=np.int64)
+    for j in numba.prange(n):
+        for i in range(j + 1):
+            count = float(n_variants)
+            if gcta:
+                count = count - sample_missing[i] - sample_missing[j] + pair_missing[i, j]
+            if count > 0:
+                v = total[i, j] / count
+            else:
+                v = np.nan
+                bad[j] += 1
+            out[i, j] = v
+            out[j, i] = v
+    return bad.sum()

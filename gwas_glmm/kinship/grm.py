@@ -71,14 +71,14 @@ class GrmPart:
     total: np.ndarray  # (n, n) sum of z z^T, Fortran order
     n_variants: int
     sample_missing: np.ndarray | None  # (n,) int64 missing calls per sample ("gcta" mode)
-    pair_missing: np.ndarray | None  # (n, n) int32 calls missing in both (upper triangle)
+    pair_missing: np.ndarray | None  # (n, n) int32 calls missing in both (upper triangle), Fortran order
     variant_index: np.ndarray  # .bim positions used
 
     @classmethod
     def empty(cls, n: int, dtype, gcta: bool) -> GrmPart:
         return cls(np.zeros((n, n), dtype=dtype, order="F"), 0,
                    np.zeros(n, np.int64) if gcta else None,
-                   np.zeros((n, n), np.int32) if gcta else None, np.zeros(0, np.int64))
+                   np.zeros((n, n), np.int32, order="F") if gcta else None, np.zeros(0, np.int64))
 
     def add_counts(self, other: GrmPart) -> None:
         """Add ``other``'s variant and missing-call counts (not its sums)."""
@@ -90,9 +90,10 @@ class GrmPart:
 
 
 def symmetrize_upper(a: np.ndarray) -> np.ndarray:
-    """Copy the upper triangle onto the lower one, in place (no n x n temporary)."""
-    for r in range(1, a.shape[0]):
-        a[r, :r] = a[:r, r]
+    """Copy the upper triangle onto the lower one, in place."""
+    from ._grm_numba import symmetrize_upper as kernel
+
+    kernel(a)
     return a
 
 
@@ -105,19 +106,19 @@ def pair_counts(n_variants, sample_missing, pair_missing, rows=slice(None)) -> n
     return n_variants - c[rows, None] - c[None, :] + s
 
 
-def normalize(total: np.ndarray, n_variants: int, sample_missing, pair_missing, dtype) -> np.ndarray:
-    """A = sum / N, from symmetric sums and counts, computed in row chunks to bound memory."""
-    n = total.shape[0]
-    out = np.empty((n, n), dtype=dtype)
-    step = max(1, 2**22 // max(n, 1))
-    for start in range(0, n, step):
-        rows = slice(start, min(n, start + step))
-        counts = pair_counts(n_variants, sample_missing, pair_missing, rows)
-        if np.any(counts <= 0):
-            j, k = np.argwhere(np.broadcast_to(counts, (rows.stop - start, n)) <= 0)[0]
-            raise InputError(f"samples {start + j + 1} and {k + 1} share no called variant; "
-                             "drop samples with very high missingness (plink2 --mind)")
-        out[rows] = total[rows] / counts
+def normalize(part: GrmPart, dtype) -> np.ndarray:
+    """A = sum / N from the upper triangles of the part's sums and counts (both triangles out)."""
+    from ._grm_numba import normalize_upper
+
+    n = part.total.shape[0]
+    out = np.empty((n, n), dtype=dtype, order="F")
+    gcta = part.sample_missing is not None
+    c = part.sample_missing if gcta else np.zeros(n, np.int64)
+    s = part.pair_missing if gcta else np.zeros((0, 0), np.int32)
+    if normalize_upper(part.total, part.n_variants, c, s, out):
+        j, k = np.argwhere(np.isnan(out))[0]
+        raise InputError(f"samples {j + 1} and {k + 1} share no called variant; "
+                         "drop samples with very high missingness (plink2 --mind)")
     return out
 
 
@@ -132,7 +133,7 @@ class _Accumulator:
     """
 
     FLUSH_CALLS = 64
-    FLUSH_VARIANTS = 8192
+    FLUSH_VARIANTS = 32768
 
     def __init__(self, n: int, config: GrmConfig):
         self.n, self.config = n, config
@@ -171,9 +172,11 @@ class _Accumulator:
         if self.double or self.calls == 0:
             self.calls = self.pending = 0
             return
-        self.total.total += self.buffer
+        from ._grm_numba import add_upper
+
+        add_upper(self.total.total, self.buffer)
         if self.part is not None:
-            self.part.total += self.buffer
+            add_upper(self.part.total, self.buffer)
         self.calls = self.pending = 0
 
     def end_part(self) -> GrmPart:
@@ -185,7 +188,9 @@ class _Accumulator:
         if part.pair_missing is not None:
             symmetrize_upper(part.pair_missing)
         if self.double:
-            self.total.total += part.total
+            from ._grm_numba import add_upper
+
+            add_upper(self.total.total, part.total)
         counts_only = GrmPart(part.total[:0, :0], part.n_variants, part.sample_missing, part.pair_missing,
                               part.variant_index)
         self.total.add_counts(counts_only)
@@ -193,10 +198,8 @@ class _Accumulator:
         return part
 
     def finish(self) -> GrmPart:
+        """The total (upper triangles; LOCO parts came in symmetric, which does no harm)."""
         self.flush()
-        symmetrize_upper(self.total.total)
-        if self.total.pair_missing is not None and not self.config.loco:
-            symmetrize_upper(self.total.pair_missing)
         return self.total
 
 
@@ -261,7 +264,9 @@ def compute_grm(
     if total.n_variants == 0:
         raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
                          f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
-    matrix = normalize(total.total, total.n_variants, total.sample_missing, total.pair_missing, config.dtype)
+    matrix = normalize(total, config.dtype)
+    if total.pair_missing is not None:  # stored symmetric, so rows can be read for LOCO
+        symmetrize_upper(total.pair_missing)
     fam = fileset.samples if sample_index is None else fileset.samples.take(sample_index)
     meta = {"definition": DEFINITION, "missing": config.missing, "n_variants": int(total.n_variants),
             "min_maf": config.min_maf, "max_missing": config.max_missing, "min_mac": config.min_mac,

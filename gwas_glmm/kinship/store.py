@@ -49,13 +49,24 @@ def _write_strings(group, name, values) -> None:
     group.create_dataset(name, data=np.asarray([str(v) for v in values], dtype=object), dtype=_STR)
 
 
+def _symmetric_c(a: np.ndarray) -> np.ndarray:
+    """A C-ordered view of a symmetric matrix without copying (a Fortran array's transpose)."""
+    return a.T if (a.flags.f_contiguous and not a.flags.c_contiguous) else a
+
+
 def _write_counts(group, sample_missing, pair_missing) -> None:
+    """Missing-call counts; the pair matrix as uint16 when it fits, LZF-compressed (fast)."""
     if sample_missing is None:
         return
     group.create_dataset("sample_missing", data=sample_missing)
     n = len(sample_missing)
-    group.create_dataset("pair_missing", data=pair_missing, compression="gzip", compression_opts=1,
-                         shuffle=True, chunks=(max(1, min(n, _ROWS // max(n, 1))), n))
+    top = int(sample_missing.max()) if n else 0  # S_jk <= min(c_j, c_k)
+    dtype = np.uint16 if top < 2**16 else np.int32
+    ds = group.create_dataset("pair_missing", shape=(n, n), dtype=dtype, compression="lzf", shuffle=True,
+                              chunks=(max(1, min(n, _ROWS // max(n, 1) // 4)), n))
+    step = ds.chunks[0] * 8
+    for start in range(0, n, step):  # symmetric, so rows of the Fortran array are its columns
+        ds[start:start + step] = pair_missing[:, start:start + step].T.astype(dtype)
 
 
 def write_eigen(group: h5py.Group, eigen: Eigen) -> None:
@@ -97,7 +108,7 @@ class KinshipWriter:
 
     def write_part(self, chrom: str, part: GrmPart) -> None:
         g = self.h5.require_group("loco").create_group(str(chrom))
-        g.create_dataset("sum", data=part.total)
+        g.create_dataset("sum", data=_symmetric_c(part.total))
         g.attrs["n_variants"] = part.n_variants
         _write_counts(g, part.sample_missing, part.pair_missing)
 
@@ -115,7 +126,7 @@ class KinshipWriter:
         if kinship.is_sparse:
             self.write_sparse(kinship.matrix, kinship.meta.get("sparse_cutoff", 0.0))
         else:
-            h5.create_dataset("matrix", data=kinship.matrix)
+            h5.create_dataset("matrix", data=_symmetric_c(kinship.matrix))
         if part is not None:
             c = h5.create_group("counts")
             c.attrs["n_variants"] = part.n_variants
