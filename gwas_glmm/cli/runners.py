@@ -18,6 +18,7 @@ from ..io.plink import PlinkFileset, read_fam, read_id_list, select_variants
 from ..io.tables import write_tsv
 from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
 from ..kinship.files import read_kinship, write_kinship
+from ..kinship.grm import grm_memory_bytes
 from ..kinship.store import KinshipWriter, add_eigen
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
@@ -93,6 +94,13 @@ def run_demo(args: argparse.Namespace) -> None:
     fileset = PlinkFileset(prefix, num_threads=args.threads)
     index, stats = variant_stats(fileset, show_progress=True)
     write_tsv(f"{prefix}.freq.tsv", freq_table(fileset.variants.take(index), stats))
+    grm_path = Path(f"{prefix}.grm.h5")
+    with KinshipWriter(grm_path) as writer:
+        kinship, total = compute_grm(fileset, config=GrmConfig(loco=True), on_part=writer.write_part,
+                                     show_progress=True)
+        kinship = kinship.decompose()
+        writer.write(kinship, total, fileset.variants.take(total.variant_index),
+                     provenance(step="demo grm", inputs={"bed": fileset.bed_path}, started=t0))
     maf = pd.Series(stats.maf)
     log.info("demo finished in %.1f s", time.perf_counter() - t0)
     for line in cohort.summary_lines():
@@ -100,6 +108,8 @@ def run_demo(args: argparse.Namespace) -> None:
     log.info("  %s.freq.tsv (allele frequencies: median MAF %.3f, %d variants with MAF < 1%%, "
              "mean missing rate %.4f)", prefix, maf.median(), int((maf < 0.01).sum()),
              float(stats.missing_rate.mean()))
+    log.info("  %s (GRM from %d variants with LOCO parts and its eigendecomposition: %s)",
+             grm_path, total.n_variants, kinship.eigen.report())
     log.info("  %s (this log)", out / "demo.log")
 
 
@@ -119,9 +129,8 @@ def run_grm(args: argparse.Namespace) -> None:
     out = _grm_path(args.out)
     n = fileset.n_samples if samples is None else len(samples)
     log.info("GRM of %d samples over %d candidate variants: %s missing mode, %s precision, LOCO %s; "
-             "about %.0f MiB of RAM for the accumulators", n, len(variants), config.missing,
-             "double" if config.double else "single", "on" if config.loco else "off",
-             n * n * np.dtype(config.dtype).itemsize * (2 if config.loco else 1) / 2**20)
+             "about %.0f MiB of RAM", n, len(variants), config.missing,
+             "double" if config.double else "single", "on" if config.loco else "off", grm_memory_bytes(n, config) / 2**20)
     with KinshipWriter(out) as writer:
         kinship, total = compute_grm(fileset, samples=samples, variants=variants, config=config,
                                      on_part=writer.write_part if config.loco else None, show_progress=True)

@@ -203,6 +203,16 @@ class _Accumulator:
         return self.total
 
 
+def grm_memory_bytes(n: int, config: GrmConfig) -> int:
+    """Peak memory of :func:`compute_grm`: float64 total + float32 buffer (one float64 in double
+    precision) + the output, a LOCO part, int32 pair counts ("gcta", twice with LOCO), two blocks."""
+    item = np.dtype(config.dtype).itemsize
+    matrices = 8 + (0 if config.double else 4) + item + (item if config.loco else 0)
+    if config.missing == "gcta":
+        matrices += 4 * (2 if config.loco else 1)
+    return n * n * matrices + 2 * 4 * n * config.block_size + 300 * 2**20
+
+
 def thin_variants(index: np.ndarray, *, count: int | None = None, fraction: float | None = None,
                   seed: int = 1) -> np.ndarray:
     """A random subset of ``index`` (kept in .bim order): ``count`` of them, or each with

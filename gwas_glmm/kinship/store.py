@@ -55,13 +55,13 @@ def _symmetric_c(a: np.ndarray) -> np.ndarray:
 
 
 def _write_counts(group, sample_missing, pair_missing) -> None:
-    """Missing-call counts; the pair matrix as uint16 when it fits, LZF-compressed (fast)."""
+    """Missing-call counts; the pair matrix in the smallest unsigned type that holds it, LZF."""
     if sample_missing is None:
         return
     group.create_dataset("sample_missing", data=sample_missing)
     n = len(sample_missing)
     top = int(sample_missing.max()) if n else 0  # S_jk <= min(c_j, c_k)
-    dtype = np.uint16 if top < 2**16 else np.int32
+    dtype = np.uint8 if top < 2**8 else np.uint16 if top < 2**16 else np.int32
     ds = group.create_dataset("pair_missing", shape=(n, n), dtype=dtype, compression="lzf", shuffle=True,
                               chunks=(max(1, min(n, _ROWS // max(n, 1) // 4)), n))
     step = ds.chunks[0] * 8
