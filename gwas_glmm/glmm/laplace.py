@@ -1,0 +1,96 @@
+"""Non-Gaussian GLMMs by the Laplace approximation (a true ML fit: AIC/BIC compare across
+families).  For given (theta, beta), penalized iteratively reweighted least squares (PIRLS)
+finds the conditional mode u* of the spherical random effects; the Laplace deviance is
+
+    -2 log L(theta, beta) ~= -2 sum_i log p(y_i | u*) + ||u*||^2 + log|A^T W A + I|
+
+(W the observed information -d^2 log p / d eta^2 at u*: the exact Laplace approximation, as
+glmmTMB; for canonical links it equals lme4's Fisher weights, lme4's nAGQ = 1 objective), minimised over (theta, beta) and, for
+the negative binomial, log(theta_NB).  Cost per evaluation: a few PLS factorisations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning
+from ._pls import factorize, solve_pls
+from .family import Family
+
+
+def conditional_deviance(family: Family, y, mu, weights) -> float:
+    return -2.0 * float(np.sum(family.loglik(y, mu, weights)))
+
+
+def pirls(terms, theta, a, eta_fixed, y, weights, family: Family, u0, *, x=None, beta0=None,
+          tol=1e-12, max_iter=100):
+    """Conditional mode of u at fixed beta (``eta_fixed = offset + X beta``), or with ``x`` and
+    ``beta0`` the joint mode of (u, beta) (``eta_fixed`` is then the offset; lme4's nAGQ = 0).
+    Returns (laplace deviance, u, beta or None, mu, factor, converged)."""
+    u = np.array(u0, dtype=float)
+    joint = x is not None
+    beta = np.array(beta0, dtype=float) if joint else None
+
+    def penalized(u, beta):
+        eta = eta_fixed + np.asarray(a @ u) + (x @ beta if joint else 0.0)
+        mu = family.clip_mu(family.link.inverse(eta))
+        return conditional_deviance(family, y, mu, weights) + u @ u, eta, mu
+
+    old, eta, mu = penalized(u, beta)
+    converged = False
+    for _ in range(max_iter):
+        # Newton steps (observed information) converge quadratically to the mode; Fisher
+        # scoring where the observed information is not positive (far from the mode).
+        w_fisher, d = family.irls_weights(eta, mu, weights)
+        w = family.observed_weights(y, eta, mu, weights)
+        if not np.all(w > 0):
+            w = w_fisher
+        # working response for the Newton step: score / weight
+        z = (eta - eta_fixed) + w_fisher * (y - mu) / (d * w)
+        factor = factorize(terms, theta, a, w)
+        if joint:
+            sol = solve_pls(terms, theta, a, x, z, w, factor)
+            target_u, target_b = sol.u, sol.beta
+        else:
+            target_u = factor.solve_lt(factor.solve_l(np.asarray(a.T @ (w * z))))
+            target_b = None
+        step, new = 1.0, np.inf
+        while step > 1e-10:
+            cand_u = u + step * (target_u - u)
+            cand_b = beta + step * (target_b - beta) if joint else None
+            new, eta_c, mu_c = penalized(cand_u, cand_b)
+            if new <= old + 1e-12 * abs(old):
+                break
+            step /= 2
+        if new > old + 1e-12 * abs(old):  # no decrease possible: at the mode to rounding
+            converged = True
+            break
+        change = old - new
+        u, beta, old, eta, mu = cand_u, cand_b, new, eta_c, mu_c
+        if change < tol * (abs(new) + 1.0):
+            converged = True
+            break
+    factor = factorize(terms, theta, a, family.observed_weights(y, eta, mu, weights))
+    return old + factor.logdet, u, beta, mu, factor, converged
+
+
+def glm_start(x, y, weights, offset, family: Family, max_iter: int = 50):
+    """Fixed-effects-only IRLS: starting values for beta."""
+    mu = family.start_mu(y, weights)
+    eta = family.link.link(mu)
+    beta = np.zeros(x.shape[1])
+    for _ in range(max_iter):
+        w, d = family.irls_weights(eta, mu, weights)
+        z = eta - offset + (y - mu) / d
+        xtw = x.T * w
+        new = np.linalg.solve(xtw @ x, xtw @ z)
+        eta = x @ new + offset
+        mu = family.clip_mu(family.link.inverse(eta))
+        if np.max(np.abs(new - beta)) < 1e-10:
+            beta = new
+            break
+        beta = new
+    return beta
+
+
+__all__ = ["ConvergenceWarning", "conditional_deviance", "glm_start", "pirls"]

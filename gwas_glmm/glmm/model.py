@@ -1,0 +1,199 @@
+"""The array front end: ``fit_glmm(y, X, terms, family)``; the formula front end builds these."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..exceptions import ConvergenceWarning, InputError
+from .family import Family, get_family
+from .laplace import glm_start, pirls
+from .lmm import lmm_deviance, optimize_theta
+from .results import GlmmResult, VarianceComponent
+from .terms import GroupTerm, TermSet
+
+
+def _check_arrays(y, x, weights, offset, coef_names):
+    y = np.asarray(y, dtype=float).ravel()
+    x = np.asarray(x, dtype=float)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = len(y)
+    if x.shape[0] != n:
+        raise InputError(f"X has {x.shape[0]} rows but y has {n}")
+    for name, arr in (("y", y), ("X", x)):
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{name} holds NaN or infinite values; drop or impute those rows first")
+    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float).ravel()
+    offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float).ravel()
+    if weights.shape != (n,) or offset.shape != (n,):
+        raise InputError("weights and offset need one value per observation")
+    if not np.all(np.isfinite(offset)):
+        raise InputError("the offset holds NaN or infinite values (log of a zero exposure?)")
+    if np.any(weights <= 0) or not np.all(np.isfinite(weights)):
+        raise InputError("prior weights must be positive and finite")
+    if x.shape[1] and np.linalg.matrix_rank(x) < x.shape[1]:
+        raise InputError(f"the fixed-effects design is rank deficient (rank {np.linalg.matrix_rank(x)} "
+                         f"< {x.shape[1]} columns); drop collinear covariates")
+    names = list(coef_names) if coef_names is not None else [f"x{k}" for k in range(x.shape[1])]
+    return y, x, weights, offset, names
+
+
+def _components(terms: TermSet, theta, scale: float) -> list[VarianceComponent]:
+    return [VarianceComponent(t.name, list(t.coef_names), t.covariance(theta[s], scale))
+            for t, s in zip(terms.terms, terms.theta_slices)]
+
+
+def _ranef(terms: TermSet, theta, u) -> dict:
+    """Conditional modes b = Lambda u per term: name -> (levels, (L, p) array)."""
+    return {t.name: (t.levels, t.effects(theta[s], ut))
+            for t, s, ut in zip(terms.terms, terms.theta_slices, terms.split_u(u))}
+
+
+def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | None = None, *,
+             weights=None, offset=None, method: str | None = None, coef_names=None) -> GlmmResult:
+    """Fit a GLMM from arrays: response ``y`` (binomial: proportion with ``weights`` = trials),
+    fixed-effects design ``x``, random-effect ``terms`` (GroupTerm, KnownCovTerm, olre)."""
+    fam = get_family(family, link)
+    y, x, weights, offset, names = _check_arrays(y, x, weights, offset, coef_names)
+    fam.check_y(y, weights, "response")
+    termset = TermSet(terms, len(y))
+    if not termset.terms:
+        raise InputError("a mixed model needs at least one random-effect term")
+    if fam.name == "gaussian" and fam.link.name == "identity":
+        method = (method or "REML").upper()
+        if method not in ("REML", "ML"):
+            raise InputError(f"Gaussian models are fitted by REML or ML, not {method}")
+        return _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
+    method = method or "Laplace"
+    if method.lower() != "laplace":
+        raise InputError(f"method {method!r} is not available for the {fam.name} family (use Laplace)")
+    return _fit_laplace(y, x, termset, fam, weights, offset, names)
+
+
+def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
+    res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
+    theta = np.maximum(res.x, terms.lower())
+    dev, sol = lmm_deviance(theta, terms, x, y, w, reml)
+    n, p = x.shape
+    sigma2 = sol.pwrss / (n - p if reml else n)
+    rinv = np.linalg.inv(sol.rx)
+    cov = sigma2 * rinv @ rinv.T
+    result = GlmmResult(
+        family="gaussian", link="identity", method="REML" if reml else "ML", coef_names=names, beta=sol.beta,
+        cov_beta=cov, theta=theta, components=_components(terms, theta, sigma2), loglik=-dev / 2,
+        n_params=p + terms.n_theta + 1, n_obs=n, sigma=float(np.sqrt(sigma2)), u=sol.u,
+        n_evaluations=int(res.nfev), converged=bool(res.success) or res.status == 0)
+    result.random_effects = _ranef(terms, theta, sol.u)
+    _boundary_warnings(result, terms, theta)
+    return result
+
+
+def _boundary_warnings(result, terms, theta):
+    for t, s in zip(terms.terms, terms.theta_slices):
+        if isinstance(t, GroupTerm):
+            diag = np.diag(t.factor(theta[s]))
+        else:
+            diag = theta[s]
+        if np.any(np.abs(diag) < 1e-6):
+            msg = f"singular fit: a variance of {t.name!r} is estimated at the boundary (0)"
+            result.warnings.append(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+
+
+BAD_DEVIANCE = 1e100
+
+
+def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names) -> GlmmResult:
+    n, p = x.shape
+    nt = terms.n_theta
+    beta0 = glm_start(x, y, weights, offset, fam)
+    if fam.has_theta:
+        mu0 = fam.link.inverse(x @ beta0 + offset)
+        moment = np.sum((y - mu0) ** 2 - mu0) / max(np.sum(mu0**2), 1e-12)
+        fam.theta = 1.0 / moment if moment > 0.01 else 100.0
+    state = {"u": np.zeros(terms.q), "beta": beta0, "evals": 0}
+
+    def unpack(params):
+        theta = params[:nt]
+        beta = params[nt:nt + p]
+        if fam.has_theta:
+            fam.theta = float(np.exp(params[-1]))
+        return theta, beta
+
+    def run_pirls(theta, **kwargs):
+        a = terms.design(theta)
+        state["evals"] += 1
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                out = pirls(terms, theta, a, y=y, weights=weights, family=fam, u0=state["u"], **kwargs)
+        except (np.linalg.LinAlgError, ValueError):
+            return None  # the optimizer stepped where the weights overflow: reject the step
+        if not np.isfinite(out[0]):
+            return None
+        state["u"] = out[1]
+        if out[2] is not None:
+            state["beta"] = out[2]
+        return out
+
+    def stage1(params):  # theta (and NB log-theta) with beta at the joint mode: lme4's nAGQ = 0
+        theta = params[:nt]
+        if fam.has_theta:
+            fam.theta = float(np.exp(params[-1]))
+        out = run_pirls(theta, eta_fixed=offset, x=x, beta0=state["beta"])
+        return BAD_DEVIANCE if out is None else out[0]
+
+    def objective(params):
+        theta, beta = unpack(params)
+        out = run_pirls(theta, eta_fixed=offset + x @ beta)
+        return BAD_DEVIANCE if out is None else out[0]
+
+    extra = [np.log(fam.theta)] if fam.has_theta else []
+    lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
+    res1 = optimize_theta(stage1, np.concatenate([terms.start(), extra]), lower1, method="COBYQA")
+    stage1(res1.x)
+    start = np.concatenate([res1.x[:nt], state["beta"], res1.x[nt:]])
+    lower = np.concatenate([terms.lower(), np.full(p, -np.inf), [-np.inf] * len(extra)])
+    res = optimize_theta(objective, start, lower, method="COBYQA")
+    params = res.x.copy()
+    params[:nt] = np.maximum(params[:nt], terms.lower())
+    dev = objective(params)
+    theta, beta = unpack(params)
+    hess = numerical_hessian(objective, params, lower)
+    cov_all = 2.0 * np.linalg.pinv(hess)
+    cov = cov_all[nt:nt + p, nt:nt + p]
+    objective(params)  # leave the state at the optimum after the Hessian's probes
+    state_u = state["u"]
+    result = GlmmResult(
+        family=fam.name, link=fam.link.name, method="Laplace", coef_names=names, beta=beta, cov_beta=cov,
+        theta=theta, components=_components(terms, theta, 1.0), loglik=-dev / 2,
+        n_params=p + nt + (1 if fam.has_theta else 0), n_obs=n, u=state_u,
+        dispersion=fam.theta if fam.has_theta else None, n_evaluations=state["evals"],
+        converged=bool(res.success) or res.status == 0)
+    result.random_effects = _ranef(terms, theta, state_u)
+    result.extra["hessian"] = hess
+    _boundary_warnings(result, terms, theta)
+    return result
+
+
+def numerical_hessian(fun, x0, lower, rel: float = 1e-4):
+    """Central-difference Hessian; one-sided in a coordinate that sits on its lower bound."""
+    x0 = np.asarray(x0, dtype=float)
+    k = len(x0)
+    h = rel * np.maximum(np.abs(x0), 1.0)  # not smaller: the objective is exact only to ~1e-9
+    f0 = fun(x0)
+    hess = np.empty((k, k))
+
+    def f(dx):
+        return fun(x0 + dx)
+
+    for i in range(k):
+        ei = np.zeros(k)
+        ei[i] = h[i]
+        hess[i, i] = (f(ei) - 2 * f0 + f(-ei)) / h[i] ** 2
+        for j in range(i):
+            ej = np.zeros(k)
+            ej[j] = h[j]
+            hess[i, j] = hess[j, i] = (f(ei + ej) - f(ei - ej) - f(-ei + ej) + f(-ei - ej)) / (4 * h[i] * h[j])
+    return hess

@@ -1,0 +1,197 @@
+"""Random-effect terms.  Every term contributes columns to ``A(theta) = Z Lambda(theta)``, the
+random-effects design already multiplied by its relative covariance factor, so that the
+random effects are ``b = Lambda(theta) u`` with spherical ``u`` (lme4's formulation).
+
+* :class:`GroupTerm`: ``(x1 + x2 | g)``: for each level of a grouping factor, p coefficients with
+  a p x p covariance ``T T^T`` (T lower triangular, its entries are theta); ``correlated=False``
+  keeps T diagonal.  A random intercept is p = 1; an observation-level random effect (OLRE) is a
+  random intercept whose factor has one level per observation.
+* :class:`KnownCovTerm`: ``(1 | id)`` with ``Cov(b) = sigma^2 K`` for a known matrix K over the
+  levels (kinship, lineage, spatial): Lambda = theta * C with K = C C^T (C from K's stored
+  eigendecomposition, so K is never decomposed again).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..exceptions import AlignmentError, InputError
+
+
+def encode(values, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes and sorted levels of a grouping factor; NaN is an error."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f" and np.isnan(arr).any():
+        raise InputError(f"grouping factor {name!r} has missing values; drop those rows first")
+    arr = np.array([str(v) for v in arr], dtype=object) if arr.dtype.kind in "OUS" else arr
+    levels, codes = np.unique(arr, return_inverse=True)
+    return codes.astype(np.int64), levels
+
+
+@dataclass
+class GroupTerm:
+    name: str  # grouping factor
+    codes: np.ndarray  # (n,) level of each observation
+    levels: np.ndarray
+    x: np.ndarray  # (n, p) random-effect covariates (a column of ones for an intercept)
+    coef_names: list[str]
+    correlated: bool = True
+
+    def __post_init__(self):
+        self.x = np.asarray(self.x, dtype=float).reshape(len(self.codes), -1)
+        if len(self.levels) < 2:
+            raise InputError(f"grouping factor {self.name!r} has a single level; a random effect needs at least 2")
+
+    @property
+    def p(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def q(self) -> int:
+        return len(self.levels) * self.p
+
+    def _tri(self):
+        """(row, col) of each theta entry in T: lme4's order, the lower triangle column by column."""
+        if self.correlated:
+            r, c = np.tril_indices(self.p)
+            order = np.lexsort((r, c))
+            return r[order], c[order]
+        return np.arange(self.p), np.arange(self.p)
+
+    @property
+    def n_theta(self) -> int:
+        return len(self._tri()[0])
+
+    def theta_lower(self) -> np.ndarray:
+        r, c = self._tri()
+        return np.where(r == c, 0.0, -np.inf)
+
+    def theta_start(self) -> np.ndarray:
+        r, c = self._tri()
+        return np.where(r == c, 1.0, 0.0)
+
+    def factor(self, theta) -> np.ndarray:
+        t = np.zeros((self.p, self.p))
+        r, c = self._tri()
+        t[r, c] = np.asarray(theta)
+        return t
+
+    def design(self, theta) -> sp.csr_matrix:
+        """Z Lambda: row i has the p values x_i^T T in the columns of its level."""
+        t = self.factor(theta)
+        n, p = self.x.shape
+        vals = self.x @ t
+        cols = self.codes[:, None] * p + np.arange(p)[None, :]
+        return sp.csr_matrix((vals.ravel(), cols.ravel(), np.arange(0, n * p + 1, p)), shape=(n, self.q))
+
+    def covariance(self, theta, scale: float = 1.0) -> np.ndarray:
+        t = self.factor(theta)
+        return scale * t @ t.T
+
+    def effects(self, theta, u) -> np.ndarray:
+        """b per level: (L, p)."""
+        return np.asarray(u).reshape(len(self.levels), self.p) @ self.factor(theta).T
+
+    def labels(self) -> list[str]:
+        return [f"{self.name}:{c}" for c in self.coef_names]
+
+
+@dataclass
+class KnownCovTerm:
+    name: str
+    codes: np.ndarray  # (n,) row of K for each observation
+    levels: np.ndarray  # IDs of K's rows
+    chol: np.ndarray  # (L, r) with K = chol @ chol.T
+    coef_names: list[str] = field(default_factory=lambda: ["(Intercept)"])
+
+    p = 1
+    correlated = False
+
+    @classmethod
+    def from_kinship(cls, name: str, ids, kinship) -> KnownCovTerm:
+        """Observations' ``ids`` matched to a :class:`~gwas_glmm.kinship.Kinship`'s IIDs."""
+        kin = kinship.decompose()
+        lookup = {str(i): k for k, i in enumerate(kin.iid)}
+        codes = np.array([lookup.get(str(i), -1) for i in ids], dtype=np.int64)
+        if np.any(codes < 0):
+            bad = [str(i) for i, c in zip(ids, codes) if c < 0]
+            raise AlignmentError(f"{len(bad)} values of {name!r} have no row in the known covariance matrix, "
+                                 f"first {bad[0]!r}; its IDs must cover every level")
+        e = kin.eigen
+        keep = e.values > 0
+        return cls(name, codes, np.asarray(kin.iid), e.vectors[:, keep] * np.sqrt(e.values[keep]))
+
+    @property
+    def q(self) -> int:
+        return self.chol.shape[1]
+
+    n_theta = 1
+
+    def theta_lower(self):
+        return np.zeros(1)
+
+    def theta_start(self):
+        return np.ones(1)
+
+    def design(self, theta) -> np.ndarray:
+        return float(theta[0]) * self.chol[self.codes]
+
+    def covariance(self, theta, scale: float = 1.0) -> np.ndarray:
+        return np.array([[scale * float(theta[0]) ** 2]])
+
+    def effects(self, theta, u) -> np.ndarray:
+        return (float(theta[0]) * self.chol @ np.asarray(u))[:, None]
+
+    def labels(self) -> list[str]:
+        return [f"{self.name}:(Intercept)"]
+
+
+def olre(n: int, name: str = "obs") -> GroupTerm:
+    """An observation-level random effect: one level per observation."""
+    return GroupTerm(name, np.arange(n), np.arange(n), np.ones((n, 1)), ["(Intercept)"])
+
+
+class TermSet:
+    """The terms of one model: theta layout, bounds, and A(theta) = [Z_1 Lambda_1, ...]."""
+
+    def __init__(self, terms: list, n: int):
+        self.terms = list(terms)
+        for t in self.terms:
+            if len(t.codes) != n:
+                raise InputError(f"random-effect term {t.name!r} has {len(t.codes)} rows, the data {n}")
+        sizes = [t.n_theta for t in self.terms]
+        self.theta_slices = []
+        start = 0
+        for s in sizes:
+            self.theta_slices.append(slice(start, start + s))
+            start += s
+        self.n_theta = start
+        self.q = sum(t.q for t in self.terms)
+        self.n = n
+
+    @property
+    def block_diagonal(self) -> bool:
+        """One grouping term: A^T W A + I is block diagonal (one p x p block per level)."""
+        return len(self.terms) == 1 and isinstance(self.terms[0], GroupTerm)
+
+    def lower(self) -> np.ndarray:
+        return np.concatenate([t.theta_lower() for t in self.terms]) if self.terms else np.zeros(0)
+
+    def start(self) -> np.ndarray:
+        return np.concatenate([t.theta_start() for t in self.terms]) if self.terms else np.zeros(0)
+
+    def design(self, theta):
+        blocks = [t.design(theta[s]) for t, s in zip(self.terms, self.theta_slices)]
+        if all(sp.issparse(b) for b in blocks):
+            return sp.hstack(blocks, format="csr")
+        return np.hstack([b.toarray() if sp.issparse(b) else b for b in blocks])
+
+    def split_u(self, u):
+        out, start = [], 0
+        for t in self.terms:
+            out.append(u[start:start + t.q])
+            start += t.q
+        return out
