@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import DATA
+from scipy import stats
 
 from gwas_glmm.glmm.model import fit_glmm
 from gwas_glmm.glmm.terms import GroupTerm, encode
@@ -85,6 +86,19 @@ def cbpp_fit():
 def test_cbpp_binomial_laplace(cbpp_fit):
     check(cbpp_fit, ref("cbpp_tmb"))  # glmmTMB: estimates, exact-Hessian SEs, logLik
     check(cbpp_fit, ref("cbpp_laplace"), se=False)  # lme4 glmer: estimates and logLik
+
+
+def test_cbpp_adaptive_quadrature():
+    d = pd.read_csv(R / "cbpp.csv")
+    x = np.column_stack([np.ones(len(d))] + [(d.period == k).astype(float) for k in (2, 3, 4)])
+    fit = fit_glmm(d.incidence / d["size"], x, [intercept(d, "herd")], family="binomial", weights=d["size"],
+                   method="AGQ", n_agq=25)
+    r = ref("cbpp_agq25")
+    # lme4 reports the nAGQ > 1 log-likelihood relative to the saturated model
+    saturated = stats.binom.logpmf(d.incidence, d["size"], d.incidence / d["size"]).sum()
+    r["loglik"] += saturated
+    check(fit, r)
+    assert fit.method == "AGQ(25)"
 
 
 def test_grouseticks_crossed_poisson():

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..exceptions import ConvergenceWarning, InputError
 from .family import Family, get_family
-from .laplace import glm_start, pirls
+from .laplace import agq_deviance, glm_start, pirls
 from .lmm import lmm_deviance, optimize_theta
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, TermSet
@@ -52,9 +52,14 @@ def _ranef(terms: TermSet, theta, u) -> dict:
 
 
 def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | None = None, *,
-             weights=None, offset=None, method: str | None = None, coef_names=None) -> GlmmResult:
+             weights=None, offset=None, method: str | None = None, coef_names=None,
+             n_agq: int = 1) -> GlmmResult:
     """Fit a GLMM from arrays: response ``y`` (binomial: proportion with ``weights`` = trials),
-    fixed-effects design ``x``, random-effect ``terms`` (GroupTerm, KnownCovTerm, olre)."""
+    fixed-effects design ``x``, random-effect ``terms`` (GroupTerm, KnownCovTerm, olre).
+
+    ``method``: "REML" (default) or "ML" for Gaussian identity models; "Laplace" (default) or
+    "AGQ" (adaptive Gauss-Hermite with ``n_agq`` nodes; one scalar grouping term only) otherwise.
+    """
     fam = get_family(family, link)
     y, x, weights, offset, names = _check_arrays(y, x, weights, offset, coef_names)
     fam.check_y(y, weights, "response")
@@ -66,10 +71,17 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
         if method not in ("REML", "ML"):
             raise InputError(f"Gaussian models are fitted by REML or ML, not {method}")
         return _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
-    method = method or "Laplace"
-    if method.lower() != "laplace":
-        raise InputError(f"method {method!r} is not available for the {fam.name} family (use Laplace)")
-    return _fit_laplace(y, x, termset, fam, weights, offset, names)
+    method = (method or ("AGQ" if n_agq > 1 else "Laplace")).lower()
+    if method not in ("laplace", "agq"):
+        raise InputError(f"method {method!r} is not available for the {fam.name} family (use Laplace or AGQ)")
+    if method == "agq":
+        only = termset.terms[0]
+        if len(termset.terms) != 1 or not isinstance(only, GroupTerm) or only.p != 1:
+            raise InputError("adaptive quadrature needs exactly one scalar grouping term, e.g. (1 | group); "
+                             "use the Laplace method for other models")
+        if n_agq < 1:
+            raise InputError(f"the number of quadrature nodes must be at least 1, got {n_agq}")
+    return _fit_laplace(y, x, termset, fam, weights, offset, names, n_agq if method == "agq" else 1)
 
 
 def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
@@ -105,7 +117,7 @@ def _boundary_warnings(result, terms, theta):
 BAD_DEVIANCE = 1e100
 
 
-def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names) -> GlmmResult:
+def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_agq: int = 1) -> GlmmResult:
     n, p = x.shape
     nt = terms.n_theta
     beta0 = glm_start(x, y, weights, offset, fam)
@@ -147,7 +159,11 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names) -> G
     def objective(params):
         theta, beta = unpack(params)
         out = run_pirls(theta, eta_fixed=offset + x @ beta)
-        return BAD_DEVIANCE if out is None else out[0]
+        if out is None:
+            return BAD_DEVIANCE
+        if n_agq > 1:
+            return agq_deviance(terms.terms[0], theta, offset + x @ beta, y, weights, fam, out[1], out[4], n_agq)
+        return out[0]
 
     extra = [np.log(fam.theta)] if fam.has_theta else []
     lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
@@ -166,7 +182,7 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names) -> G
     objective(params)  # leave the state at the optimum after the Hessian's probes
     state_u = state["u"]
     result = GlmmResult(
-        family=fam.name, link=fam.link.name, method="Laplace", coef_names=names, beta=beta, cov_beta=cov,
+        family=fam.name, link=fam.link.name, method="Laplace" if n_agq == 1 else f"AGQ({n_agq})", coef_names=names, beta=beta, cov_beta=cov,
         theta=theta, components=_components(terms, theta, 1.0), loglik=-dev / 2,
         n_params=p + nt + (1 if fam.has_theta else 0), n_obs=n, u=state_u,
         dispersion=fam.theta if fam.has_theta else None, n_evaluations=state["evals"],

@@ -1,0 +1,210 @@
+"""Oracles that cannot pass by accident: dense multivariate-normal likelihoods, brute-force
+Laplace approximations, explicit dense covariances, and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from gwas_glmm import AlignmentError, InputError, Kinship
+from gwas_glmm.glmm import GroupTerm, KnownCovTerm, fit_glmm, get_family, olre
+from gwas_glmm.glmm.laplace import agq_deviance, pirls
+from gwas_glmm.glmm.terms import TermSet
+
+
+def _grouped(seed=0, n_groups=12, per=6):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), per)
+    t = rng.normal(size=g.size)
+    x = np.column_stack([np.ones(g.size), t])
+    b0, b1 = rng.normal(0, 1.0, n_groups), rng.normal(0, 0.5, n_groups)
+    return rng, g, t, x, b0[g] + b1[g] * t
+
+
+def _kinship(n, seed=1):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 3 * n))
+    return z @ z.T / z.shape[1]
+
+
+def test_lmm_loglik_equals_dense_mvn():
+    rng, g, t, x, re = _grouped()
+    y = 1 + 0.5 * t + re + rng.normal(0, 0.7, g.size)
+    term = GroupTerm("g", g, np.arange(12), x, ["(Intercept)", "t"])
+    for method in ("ML", "REML"):
+        fit = fit_glmm(y, x, [term], method=method)
+        sigma = fit.components[0].covariance  # (2, 2)
+        z = np.zeros((g.size, 24))
+        z[np.arange(g.size), 2 * g] = 1
+        z[np.arange(g.size), 2 * g + 1] = t
+        v = z @ np.kron(np.eye(12), sigma) @ z.T + fit.sigma**2 * np.eye(g.size)
+        ll = stats.multivariate_normal(x @ fit.beta, v).logpdf(y)
+        if method == "REML":
+            vinv_x = np.linalg.solve(v, x)
+            ll += 0.5 * x.shape[1] * np.log(2 * np.pi) - 0.5 * np.linalg.slogdet(x.T @ vinv_x)[1]
+        assert fit.loglik == pytest.approx(ll, abs=1e-8)
+        # beta is the GLS estimate under V, and its covariance (X' V^-1 X)^-1
+        vinv_x = np.linalg.solve(v, x)
+        np.testing.assert_allclose(fit.beta, np.linalg.solve(x.T @ vinv_x, vinv_x.T @ y), rtol=1e-8)
+        np.testing.assert_allclose(fit.cov_beta, np.linalg.inv(x.T @ vinv_x), rtol=1e-6)
+
+
+def test_known_covariance_lmm_equals_explicit_dense_model():
+    n = 60
+    k = _kinship(n)
+    rng = np.random.default_rng(3)
+    ids = [f"s{i}" for i in range(n)]
+    y = 2.0 + np.linalg.cholesky(k + 1e-9 * np.eye(n)) @ rng.normal(0, 1.2, n) + rng.normal(0, 0.8, n)
+    x = np.ones((n, 1))
+    kin = Kinship.from_array(k, iid=ids)
+    fit = fit_glmm(y, x, [KnownCovTerm.from_kinship("id", ids, kin)], method="REML")
+
+    def neg_reml(log_var):  # the same model written with V = s_g K + s_e I, dense
+        v = np.exp(log_var[0]) * k + np.exp(log_var[1]) * np.eye(n)
+        vinv_x = np.linalg.solve(v, x)
+        beta = np.linalg.solve(x.T @ vinv_x, vinv_x.T @ y)
+        r = y - x @ beta
+        return 0.5 * (np.linalg.slogdet(v)[1] + np.linalg.slogdet(x.T @ vinv_x)[1] + r @ np.linalg.solve(v, r)
+                      + (n - 1) * np.log(2 * np.pi))
+
+    best = optimize.minimize(neg_reml, [0.0, 0.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12})
+    assert fit.loglik == pytest.approx(-best.fun, abs=1e-6)
+    assert fit.components[0].covariance[0, 0] == pytest.approx(np.exp(best.x[0]), rel=1e-4)
+    assert fit.sigma**2 == pytest.approx(np.exp(best.x[1]), rel=1e-4)
+    shares = fit.variance_shares()
+    assert sum(shares.values()) == pytest.approx(1.0)
+
+
+def _brute_laplace(family, y, eta_fixed, g, sd, weights):
+    """-2 log of the Laplace approximation, group by group, with scalar optimisation and a
+    numerical second derivative: nothing shared with PIRLS."""
+    total = 0.0
+    for level in np.unique(g):
+        rows = g == level
+
+        def h(u, rows=rows):
+            mu = family.clip_mu(family.link.inverse(eta_fixed[rows] + sd * u))
+            return -np.sum(family.loglik(y[rows], mu, weights[rows])) + 0.5 * u * u
+
+        u = optimize.minimize_scalar(h, bracket=(-1, 1), options={"xtol": 1e-12}).x
+        e = 1e-4
+        curv = (h(u + e) - 2 * h(u) + h(u - e)) / e**2
+        total += 2 * h(u) + np.log(curv)
+    return total
+
+
+@pytest.mark.parametrize("family", ["binomial", "poisson", "negbin"])
+def test_laplace_equals_brute_force(family):
+    rng, g, t, x, re = _grouped(seed=5)
+    fam = get_family(family)
+    if family == "negbin":
+        fam.theta = 2.5
+    eta = -0.3 + 0.4 * t + 0.8 * re
+    mu = fam.link.inverse(eta)
+    weights = np.ones(g.size)
+    if family == "binomial":
+        weights = rng.integers(1, 8, g.size).astype(float)
+        y = rng.binomial(weights.astype(int), mu) / weights
+    elif family == "poisson":
+        y = rng.poisson(mu).astype(float)
+    else:
+        y = rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float)
+    term = GroupTerm("g", g, np.arange(12), np.ones((g.size, 1)), ["(Intercept)"])
+    terms = TermSet([term], g.size)
+    theta, beta = np.array([0.9]), np.array([-0.2, 0.3])
+    ours = pirls(terms, theta, terms.design(theta), x @ beta, y, weights, fam, np.zeros(terms.q))[0]
+    brute = _brute_laplace(fam, y, x @ beta, g, 0.9, weights)
+    assert ours == pytest.approx(brute, abs=1e-5)
+
+
+@pytest.mark.parametrize("family", ["poisson", "binomial"])
+def test_adaptive_quadrature_equals_numerical_integration(family):
+    """AGQ with 30 nodes against scipy's adaptive integration of each group's likelihood; the
+    Laplace approximation (1 node) differs from both, by O(1/group size)."""
+    rng = np.random.default_rng(9)
+    g = np.repeat(np.arange(6), 8)
+    b = rng.normal(0, 0.8, 6)
+    fam = get_family(family)
+    eta0 = np.full(g.size, 0.2)
+    mu = fam.link.inverse(eta0 + b[g])
+    y = rng.poisson(mu).astype(float) if family == "poisson" else (rng.random(g.size) < mu).astype(float)
+    weights = np.ones(g.size)
+    term = GroupTerm("g", g, np.arange(6), np.ones((g.size, 1)), ["(Intercept)"])
+    terms = TermSet([term], g.size)
+    theta = np.array([0.8])
+    lap, u, _, _, factor, _ = pirls(terms, theta, terms.design(theta), eta0, y, weights, fam, np.zeros(6))
+    agq = agq_deviance(term, theta, eta0, y, weights, fam, u, factor, 30)
+    exact = 0.0
+    for level in range(6):
+        rows = g == level
+
+        def f(v, rows=rows):
+            m = fam.link.inverse(0.2 + 0.8 * v)
+            return np.exp(np.sum(fam.loglik(y[rows], np.full(rows.sum(), m), weights[rows]))) * stats.norm.pdf(v)
+
+        val, _ = integrate.quad(f, -12, 12, limit=400, epsabs=0, epsrel=1e-13)
+        exact += -2 * np.log(val)
+    assert agq == pytest.approx(exact, abs=1e-7)
+    assert lap == pytest.approx(agq_deviance(term, theta, eta0, y, weights, fam, u, factor, 1), abs=1e-9)
+    assert abs(lap - exact) > 1e-4  # the oracle can tell Laplace from the integral
+
+
+def test_known_covariance_glmm_laplace_equals_dense_brute_force():
+    n = 25
+    k = _kinship(n, seed=4)
+    kin = Kinship.from_array(k, iid=[str(i) for i in range(n)])
+    rng = np.random.default_rng(2)
+    y = (rng.random(n) < 0.4).astype(float)
+    fam = get_family("binomial")
+    term = KnownCovTerm.from_kinship("id", [str(i) for i in range(n)], kin)
+    terms = TermSet([term], n)
+    theta = np.array([0.8])
+    ours = pirls(terms, theta, terms.design(theta), np.full(n, -0.4), y, np.ones(n), fam, np.zeros(terms.q))[0]
+    # dense: b ~ N(0, 0.64 K), integrate over b by Laplace with an explicit inverse
+    cov = 0.64 * k
+    cinv = np.linalg.inv(cov)
+
+    def h(b):
+        return -np.sum(stats.bernoulli.logpmf(y, 1 / (1 + np.exp(-(-0.4 + b))))) + 0.5 * b @ cinv @ b
+
+    b = optimize.minimize(h, np.zeros(n), method="BFGS", options={"gtol": 1e-12}).x
+    p = 1 / (1 + np.exp(-(-0.4 + b)))
+    hess = np.diag(p * (1 - p)) + cinv
+    brute = 2 * h(b) + np.linalg.slogdet(hess)[1] + np.linalg.slogdet(cov)[1]
+    assert ours == pytest.approx(brute, abs=1e-6)
+
+
+def test_bad_input():
+    _, g, t, x, _ = _grouped()
+    y = np.random.default_rng(0).normal(size=g.size)
+    term = GroupTerm("g", g, np.arange(12), np.ones((g.size, 1)), ["(Intercept)"])
+    with pytest.raises(InputError, match="unknown family 'gamma'; choose one of gaussian, binomial"):
+        fit_glmm(y, x, [term], family="gamma")
+    with pytest.raises(InputError, match="link 'probit' is not available for the poisson family"):
+        fit_glmm(np.abs(y), x, [term], family="poisson", link="probit")
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError, match="X holds NaN"):
+        fit_glmm(y, bad, [term])
+    with pytest.raises(InputError, match="single level"):
+        GroupTerm("one", np.zeros(g.size, int), np.array(["a"]), np.ones((g.size, 1)), ["(Intercept)"])
+    kin = Kinship.from_array(np.eye(3), iid=["a", "b", "c"])
+    with pytest.raises(AlignmentError, match="1 values of 'id' have no row .* first 'zz'"):
+        KnownCovTerm.from_kinship("id", ["a", "zz", "b"], kin)
+    with pytest.raises(InputError, match="binomial response must be 0/1"):
+        fit_glmm(y, x, [term], family="binomial")
+    with pytest.raises(InputError, match="rank deficient"):
+        fit_glmm(y, np.column_stack([x, x[:, 1]]), [term])
+
+
+def test_olre_and_boundary_warning():
+    rng = np.random.default_rng(1)
+    g = np.repeat(np.arange(10), 5)
+    y = rng.poisson(3.0, g.size).astype(float)  # no overdispersion, no group effect
+    x = np.ones((g.size, 1))
+    from gwas_glmm import ConvergenceWarning
+
+    with pytest.warns(ConvergenceWarning, match="singular fit"):
+        fit = fit_glmm(y, x, [GroupTerm("g", g, np.arange(10), x, ["(Intercept)"]), olre(g.size)], family="poisson")
+    assert fit.warnings
