@@ -182,7 +182,8 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     objective(params)  # leave the state at the optimum after the Hessian's probes
     state_u = state["u"]
     result = GlmmResult(
-        family=fam.name, link=fam.link.name, method="Laplace" if n_agq == 1 else f"AGQ({n_agq})", coef_names=names, beta=beta, cov_beta=cov,
+        family=fam.name, link=fam.link.name, method="Laplace" if n_agq == 1 else f"AGQ({n_agq})",
+        coef_names=names, beta=beta, cov_beta=cov,
         theta=theta, components=_components(terms, theta, 1.0), loglik=-dev / 2,
         n_params=p + nt + (1 if fam.has_theta else 0), n_obs=n, u=state_u,
         dispersion=fam.theta if fam.has_theta else None, n_evaluations=state["evals"],
