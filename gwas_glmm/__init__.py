@@ -11,6 +11,8 @@ __version__ = "0.1.0.dev0"
 
 from .exceptions import AlignmentError, ConvergenceWarning, GwasGlmmError, InputError
 from .genotype import GenotypeBlock, VariantFilter, VariantStats, iter_blocks, variant_stats
+from .glmm import GlmmResult, GroupTerm, KnownCovTerm, fit_glmm, olre
+from .glmm.formula import glmm  # the formula front end; shadows the subpackage's attribute on purpose
 from .io import (
     AlignedSamples,
     CovariateTable,
@@ -30,7 +32,7 @@ from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
 
 __all__ = [
     "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "Eigen", "GenotypeBlock",
-    "GrmConfig", "Kinship", "add_eigen", "compute_grm", "eigendecompose", "load_kinship",
+    "GlmmResult", "GrmConfig", "GroupTerm", "Kinship", "KnownCovTerm", "fit_glmm", "glmm", "olre", "add_eigen", "compute_grm", "eigendecompose", "load_kinship",
     "pedigree_kinship", "read_kinship", "save_kinship", "write_kinship",
     "GwasGlmmError", "InputError", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
     "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "align_samples",
