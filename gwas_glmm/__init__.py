@@ -31,11 +31,12 @@ from .kinship.store import add_eigen, load_kinship, save_kinship
 from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
 
 __all__ = [
-    "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "Eigen", "GenotypeBlock",
-    "GlmmResult", "GrmConfig", "GroupTerm", "Kinship", "KnownCovTerm", "fit_glmm", "glmm", "olre", "add_eigen", "compute_grm", "eigendecompose", "load_kinship",
-    "pedigree_kinship", "read_kinship", "save_kinship", "write_kinship",
-    "GwasGlmmError", "InputError", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
-    "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "align_samples",
-    "iter_blocks", "read_bim", "read_covariates", "read_fam", "read_phenotypes",
-    "select_variants", "simulate_cohort", "variant_stats",
+    "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "Eigen",
+    "GenotypeBlock", "GlmmResult", "GrmConfig", "GroupTerm", "GwasGlmmError", "InputError",
+    "Kinship", "KnownCovTerm", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
+    "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "add_eigen",
+    "align_samples", "compute_grm", "eigendecompose", "fit_glmm", "glmm", "iter_blocks",
+    "load_kinship", "olre", "pedigree_kinship", "read_bim", "read_covariates", "read_fam",
+    "read_kinship", "read_phenotypes", "save_kinship", "select_variants", "simulate_cohort",
+    "variant_stats", "write_kinship",
 ]
