@@ -140,7 +140,14 @@ class Family:
 
     def loglik(self, y, mu, weights, scale: float = 1.0) -> np.ndarray:
         """Per-observation log-likelihood, constants included."""
+        return self.loglik_kernel(y, mu, weights) + self.loglik_constant(y, weights)
+
+    def loglik_kernel(self, y, mu, weights) -> np.ndarray:
+        """The part of the log-likelihood that depends on mu (and the dispersion)."""
         raise NotImplementedError
+
+    def loglik_constant(self, y, weights) -> np.ndarray:
+        return np.zeros_like(np.asarray(y, dtype=float))
 
     def unit_deviance(self, y, mu) -> np.ndarray:
         raise NotImplementedError
@@ -223,9 +230,19 @@ class Binomial(Family):
             raise InputError(f"{source}: a binomial response must be 0/1 or a proportion in [0, 1] "
                              "(use successes and trials, cbind(s, n - s))")
 
-    def loglik(self, y, mu, weights, scale=1.0):
-        k = np.round(y * weights)
-        return stats.binom.logpmf(k, np.round(weights), self.clip_mu(mu))
+    def loglik_kernel(self, y, mu, weights):
+        mu = self.clip_mu(mu)
+        return weights * (special.xlogy(y, mu) + special.xlogy(1 - y, 1 - mu))
+
+    def loglik_constant(self, y, weights):
+        n, k = np.round(weights), np.round(y * weights)
+        return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+
+    def irls_weights(self, eta, mu, weights, scale: float = 1.0):
+        if self.link.name == "logit":
+            d = np.maximum(mu * (1 - mu), _EPS)
+            return weights * d / scale, d
+        return super().irls_weights(eta, mu, weights, scale)
 
     def unit_deviance(self, y, mu):
         mu = self.clip_mu(mu)
@@ -250,8 +267,17 @@ class Poisson(Family):
         if np.any(y < 0):
             raise InputError(f"{source}: counts must be non-negative")
 
-    def loglik(self, y, mu, weights, scale=1.0):
-        return weights * stats.poisson.logpmf(y, np.maximum(mu, 1e-300))
+    def loglik_kernel(self, y, mu, weights):
+        return weights * (special.xlogy(y, np.maximum(mu, 1e-300)) - mu)
+
+    def loglik_constant(self, y, weights):
+        return -weights * special.gammaln(y + 1)
+
+    def irls_weights(self, eta, mu, weights, scale: float = 1.0):
+        if self.link.name == "log":
+            d = np.maximum(mu, _EPS)
+            return weights * d / scale, d
+        return super().irls_weights(eta, mu, weights, scale)
 
     def unit_deviance(self, y, mu):
         return 2 * (special.xlogy(y, y / np.maximum(mu, 1e-300)) - (y - mu))
@@ -280,11 +306,14 @@ class NegativeBinomial(Family):
     def check_y(self, y, weights, source):
         Poisson.check_y(self, y, weights, source)
 
-    def loglik(self, y, mu, weights, scale=1.0):
+    def loglik_kernel(self, y, mu, weights):
         t = self.theta
         mu = np.maximum(mu, 1e-300)
-        return weights * (special.gammaln(y + t) - special.gammaln(t) - special.gammaln(y + 1)
+        return weights * (special.gammaln(y + t) - special.gammaln(t)
                           + t * np.log(t / (t + mu)) + special.xlogy(y, mu / (t + mu)))
+
+    def loglik_constant(self, y, weights):
+        return -weights * special.gammaln(y + 1)
 
     def unit_deviance(self, y, mu):
         t = self.theta

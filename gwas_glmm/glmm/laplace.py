@@ -18,23 +18,28 @@ from ._pls import factorize, solve_pls
 from .family import Family
 
 
-def conditional_deviance(family: Family, y, mu, weights) -> float:
-    return -2.0 * float(np.sum(family.loglik(y, mu, weights)))
+def conditional_deviance(family: Family, y, mu, weights, constant: float | None = None) -> float:
+    """-2 log p(y | u); ``constant`` is the sum of the family's mu-free terms, if known."""
+    if constant is None:
+        constant = float(np.sum(family.loglik_constant(y, weights)))
+    return -2.0 * (float(np.sum(family.loglik_kernel(y, mu, weights))) + constant)
 
 
 def pirls(terms, theta, a, eta_fixed, y, weights, family: Family, u0, *, x=None, beta0=None,
-          tol=1e-12, max_iter=100):
+          tol=1e-12, max_iter=100, constant: float | None = None):
     """Conditional mode of u at fixed beta (``eta_fixed = offset + X beta``), or with ``x`` and
     ``beta0`` the joint mode of (u, beta) (``eta_fixed`` is then the offset; lme4's nAGQ = 0).
     Returns (laplace deviance, u, beta or None, mu, factor, converged)."""
     u = np.array(u0, dtype=float)
+    if constant is None:
+        constant = float(np.sum(family.loglik_constant(y, weights)))
     joint = x is not None
     beta = np.array(beta0, dtype=float) if joint else None
 
     def penalized(u, beta):
         eta = eta_fixed + np.asarray(a @ u) + (x @ beta if joint else 0.0)
         mu = family.clip_mu(family.link.inverse(eta))
-        return conditional_deviance(family, y, mu, weights) + u @ u, eta, mu
+        return conditional_deviance(family, y, mu, weights, constant) + u @ u, eta, mu
 
     old, eta, mu = penalized(u, beta)
     converged = False

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import ConvergenceWarning, InputError
+from .conditional import conditional_sd
 from .family import Family, get_family
 from .laplace import agq_deviance, glm_start, pirls
 from .lmm import lmm_deviance, optimize_theta
@@ -70,7 +71,9 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
         method = (method or "REML").upper()
         if method not in ("REML", "ML"):
             raise InputError(f"Gaussian models are fitted by REML or ML, not {method}")
-        return _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
+        result = _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
+        result.extra["offset"] = offset
+        return result
     method = (method or ("AGQ" if n_agq > 1 else "Laplace")).lower()
     if method not in ("laplace", "agq"):
         raise InputError(f"method {method!r} is not available for the {fam.name} family (use Laplace or AGQ)")
@@ -98,6 +101,8 @@ def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
         n_params=p + terms.n_theta + 1, n_obs=n, sigma=float(np.sqrt(sigma2)), u=sol.u,
         n_evaluations=int(res.nfev), converged=bool(res.success) or res.status == 0)
     result.random_effects = _ranef(terms, theta, sol.u)
+    result.conditional_se = conditional_sd(terms, theta, sol.factor, sigma2)
+    result.extra.update(terms=terms, x=x, offset=np.zeros(n), family_object=get_family("gaussian"))
     _boundary_warnings(result, terms, theta)
     return result
 
@@ -126,6 +131,7 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         moment = np.sum((y - mu0) ** 2 - mu0) / max(np.sum(mu0**2), 1e-12)
         fam.theta = 1.0 / moment if moment > 0.01 else 100.0
     state = {"u": np.zeros(terms.q), "beta": beta0, "evals": 0}
+    constant = float(np.sum(fam.loglik_constant(y, weights)))  # mu-free terms, once per fit
 
     def unpack(params):
         theta = params[:nt]
@@ -139,7 +145,8 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         state["evals"] += 1
         try:
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out = pirls(terms, theta, a, y=y, weights=weights, family=fam, u0=state["u"], **kwargs)
+                out = pirls(terms, theta, a, y=y, weights=weights, family=fam, u0=state["u"], constant=constant,
+                            **kwargs)
         except (np.linalg.LinAlgError, ValueError):
             return None  # the optimizer stepped where the weights overflow: reject the step
         if not np.isfinite(out[0]):
@@ -181,6 +188,7 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     cov = cov_all[nt:nt + p, nt:nt + p]
     objective(params)  # leave the state at the optimum after the Hessian's probes
     state_u = state["u"]
+    final = run_pirls(theta, eta_fixed=offset + x @ beta)
     result = GlmmResult(
         family=fam.name, link=fam.link.name, method="Laplace" if n_agq == 1 else f"AGQ({n_agq})",
         coef_names=names, beta=beta, cov_beta=cov,
@@ -189,7 +197,8 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         dispersion=fam.theta if fam.has_theta else None, n_evaluations=state["evals"],
         converged=bool(res.success) or res.status == 0)
     result.random_effects = _ranef(terms, theta, state_u)
-    result.extra["hessian"] = hess
+    result.conditional_se = conditional_sd(terms, theta, final[4], 1.0) if final is not None else {}
+    result.extra.update(hessian=hess, cov_params=cov_all, terms=terms, x=x, offset=offset, family_object=fam)
     _boundary_warnings(result, terms, theta)
     return result
 
