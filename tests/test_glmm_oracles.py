@@ -208,3 +208,37 @@ def test_olre_and_boundary_warning():
     with pytest.warns(ConvergenceWarning, match="singular fit"):
         fit = fit_glmm(y, x, [GroupTerm("g", g, np.arange(10), x, ["(Intercept)"]), olre(g.size)], family="poisson")
     assert fit.warnings
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+@pytest.mark.parametrize("rank", [None, 20])
+def test_eigenbasis_path_equals_general_path(method, rank):
+    """One known covariance, one observation per level: the eigenbasis fit (used) equals the
+    general PLS fit of the same model, also for a rank-deficient K."""
+    from gwas_glmm.glmm.model import _fit_lmm
+    from gwas_glmm.glmm.terms import TermSet
+
+    n = 50
+    rng = np.random.default_rng(7)
+    if rank:
+        z = rng.normal(size=(n, rank))
+        k = z @ z.T / rank
+    else:  # families of 5: relatedness 0.5 within, 1 on the diagonal
+        fam = np.repeat(np.arange(10), 5)
+        k = 0.5 * (fam[:, None] == fam[None, :]) + 0.5 * np.eye(n)
+    ids = [f"s{i}" for i in range(n)]
+    order = rng.permutation(n)  # observations in another order than K's rows
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    vec, val = np.linalg.svd(k)[0], np.linalg.svd(k)[1]
+    y = x @ [1.0, 0.5] + 1.5 * vec @ (np.sqrt(val) * rng.normal(size=n)) + 0.7 * rng.normal(size=n)
+    kin = Kinship.from_array(k, iid=ids)
+    term = KnownCovTerm.from_kinship("id", np.array(ids)[order], kin)
+    fast = fit_glmm(y[order], x[order], [term], method=method)
+    assert fast.extra.get("eigen_path")
+    slow = _fit_lmm(y[order], x[order], TermSet([term], n), np.ones(n), method == "REML", fast.coef_names)
+    assert fast.loglik == pytest.approx(slow.loglik, abs=1e-6)
+    np.testing.assert_allclose(fast.beta, slow.beta, rtol=1e-5)
+    np.testing.assert_allclose(fast.se, slow.se, rtol=1e-4)
+    assert fast.components[0].covariance[0, 0] == pytest.approx(slow.components[0].covariance[0, 0], rel=1e-4)
+    assert fast.sigma == pytest.approx(slow.sigma, rel=1e-4)
+    np.testing.assert_allclose(fast.random_effects["id"][1], slow.random_effects["id"][1], atol=1e-4)

@@ -54,3 +54,48 @@ def optimize_theta(fun, start, lower, *, tol: float = 1e-10, polish: bool = True
         return polish
     best.nfev += polish.nfev
     return best
+
+
+class EigenLmm:
+    """REML/ML for y = X beta + g + e, g ~ N(0, s_g K), e ~ N(0, s_e I), in K's eigenbasis.
+
+    With K = U diag(s) U^T, rotating by U^T makes V = s_g (diag(s) + delta I) diagonal
+    (delta = s_e / s_g): each likelihood evaluation costs O(n p^2) after one O(n^2 (p + 1))
+    rotation, and the decomposition of K is the stored one (never recomputed).
+
+        REML: -2 l(delta) = (n - p)(1 + log(2 pi s_g)) + sum log d_i + log|X~^T D^-1 X~|
+        ML:   -2 l(delta) = n (1 + log(2 pi s_g)) + sum log d_i
+
+    with d_i = s_i + delta and s_g = r^T D^-1 r / (n - p) (REML) or / n (ML).
+    """
+
+    def __init__(self, y, x, eigen, order):
+        u = eigen.vectors[order]  # rows in observation order
+        self.s = np.asarray(eigen.values, dtype=float)
+        self.yt = u.T @ y
+        self.xt = u.T @ x
+        self.n, self.p = x.shape
+
+    def solve(self, log_delta: float, reml: bool):
+        d = self.s + np.exp(log_delta)
+        xd = self.xt / d[:, None]
+        xtdx = self.xt.T @ xd
+        beta = np.linalg.solve(xtdx, xd.T @ self.yt)
+        r = self.yt - self.xt @ beta
+        denom = self.n - self.p if reml else self.n
+        s_g = float(r @ (r / d)) / denom
+        dev = denom * (1 + np.log(2 * np.pi * s_g)) + np.sum(np.log(d))
+        if reml:
+            dev += np.linalg.slogdet(xtdx)[1]
+        return dev, beta, s_g, xtdx
+
+    def fit(self, reml: bool):
+        """Minimise over log(delta) on a grid, then Brent around the best grid point."""
+        grid = np.linspace(-10, 10, 41)
+        devs = [self.solve(g, reml)[0] for g in grid]
+        k = int(np.argmin(devs))
+        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+        res = optimize.minimize_scalar(lambda g: self.solve(g, reml)[0], bounds=(lo, hi), method="bounded",
+                                       options={"xatol": 1e-10})
+        best = res.x if res.fun <= devs[k] else grid[k]
+        return best, self.solve(best, reml)

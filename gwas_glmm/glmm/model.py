@@ -10,9 +10,9 @@ from ..exceptions import ConvergenceWarning, InputError
 from .conditional import conditional_sd
 from .family import Family, get_family
 from .laplace import agq_deviance, glm_start, pirls
-from .lmm import lmm_deviance, optimize_theta
+from .lmm import EigenLmm, lmm_deviance, optimize_theta
 from .results import GlmmResult, VarianceComponent
-from .terms import GroupTerm, TermSet
+from .terms import GroupTerm, KnownCovTerm, TermSet
 
 
 def _check_arrays(y, x, weights, offset, coef_names):
@@ -71,7 +71,12 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
         method = (method or "REML").upper()
         if method not in ("REML", "ML"):
             raise InputError(f"Gaussian models are fitted by REML or ML, not {method}")
-        result = _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
+        only = termset.terms[0]
+        if (len(termset.terms) == 1 and isinstance(only, KnownCovTerm) and only.eigen is not None
+                and only.one_per_level and np.all(weights == 1)):
+            result = _fit_lmm_eigen(y - offset, x, only, method == "REML", names)
+        else:
+            result = _fit_lmm(y - offset, x, termset, weights, method == "REML", names)
         result.extra["offset"] = offset
         return result
     method = (method or ("AGQ" if n_agq > 1 else "Laplace")).lower()
@@ -103,6 +108,33 @@ def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
     result.random_effects = _ranef(terms, theta, sol.u)
     result.conditional_se = conditional_sd(terms, theta, sol.factor, sigma2)
     result.extra.update(terms=terms, x=x, offset=np.zeros(n), family_object=get_family("gaussian"))
+    _boundary_warnings(result, terms, theta)
+    return result
+
+
+def _fit_lmm_eigen(y, x, term: KnownCovTerm, reml: bool, names) -> GlmmResult:
+    """The eigenbasis fast path: one known covariance, one observation per level."""
+    order = term.codes
+    model = EigenLmm(y, x, term.eigen, order)
+    log_delta, (dev, beta, s_g, xtdx) = model.fit(reml)
+    n, p = x.shape
+    delta = float(np.exp(log_delta))
+    sigma2 = s_g * delta
+    theta = np.array([np.sqrt(1.0 / delta)])  # lme4 scale: s_g = theta^2 sigma^2
+    cov = s_g * np.linalg.inv(xtdx)
+    terms = TermSet([term], n)
+    result = GlmmResult(
+        family="gaussian", link="identity", method="REML" if reml else "ML", coef_names=names, beta=beta,
+        cov_beta=cov, theta=theta, components=_components(terms, theta, sigma2), loglik=-dev / 2,
+        n_params=p + 2, n_obs=n, sigma=float(np.sqrt(sigma2)), n_evaluations=0)
+    # conditional modes of g in observation order: s_g K V^-1 r, in the eigenbasis
+    u_vec = term.eigen.vectors[order]
+    r_t = model.yt - model.xt @ beta
+    g_hat = u_vec @ (model.s / (model.s + delta) * r_t)
+    result.random_effects = {term.name: (term.levels, np.empty((len(term.levels), 1)))}
+    result.random_effects[term.name][1][order, 0] = g_hat
+    result.extra.update(terms=terms, x=x, family_object=get_family("gaussian"), eigen_path=True, delta=delta)
+    result.u = np.linalg.lstsq(term.chol[order] * theta[0], g_hat, rcond=None)[0]
     _boundary_warnings(result, terms, theta)
     return result
 

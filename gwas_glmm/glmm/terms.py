@@ -106,6 +106,7 @@ class KnownCovTerm:
     levels: np.ndarray  # IDs of K's rows
     chol: np.ndarray  # (L, r) with K = chol @ chol.T
     coef_names: list[str] = field(default_factory=lambda: ["(Intercept)"])
+    eigen: object = None  # the Kinship's Eigen (all eigenvectors), for the eigenbasis LMM path
 
     p = 1
     correlated = False
@@ -122,7 +123,12 @@ class KnownCovTerm:
                                  f"first {bad[0]!r}; its IDs must cover every level")
         e = kin.eigen
         keep = e.values > 0
-        return cls(name, codes, np.asarray(kin.iid), e.vectors[:, keep] * np.sqrt(e.values[keep]))
+        return cls(name, codes, np.asarray(kin.iid), e.vectors[:, keep] * np.sqrt(e.values[keep]), eigen=e)
+
+    @property
+    def one_per_level(self) -> bool:
+        """Each level observed exactly once (the GWAS layout): the eigenbasis path applies."""
+        return len(self.codes) == len(self.levels) and np.array_equal(np.sort(self.codes), np.arange(len(self.levels)))
 
     @property
     def q(self) -> int:
