@@ -119,3 +119,27 @@ def agq_deviance(term, theta, eta_fixed, y, weights, family: Family, u_mode, fac
     top = logs.max(axis=0)
     log_int = top + np.log(np.exp(logs - top).sum(axis=0)) + np.log(scale) - 0.5 * np.log(np.pi)
     return -2.0 * float(log_int.sum())
+
+
+FAST_CODES = {("poisson", "log"): 0, ("binomial", "logit"): 1, ("negbin", "log"): 2}
+
+
+def fast_path_code(terms, family: Family) -> int | None:
+    """The numba PIRLS applies to one scalar grouping term and a canonical count/binary model."""
+    from .terms import GroupTerm
+
+    if len(terms.terms) != 1 or not isinstance(terms.terms[0], GroupTerm) or terms.terms[0].p != 1:
+        return None
+    return FAST_CODES.get((family.name, family.link.name))
+
+
+def pirls_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0, constant: float,
+               tol=1e-12, max_iter=100):
+    """The Laplace deviance and mode from the fused kernel (same value as :func:`pirls`)."""
+    from ._pirls_numba import pirls_scalar
+
+    v = term.x[:, 0] * float(theta[0])
+    nb = float(getattr(family, "theta", 1.0))
+    pen, u, logdet, ok = pirls_scalar(code, np.ascontiguousarray(eta_fixed, dtype=np.float64), v, term.codes,
+                                      len(term.levels), y, weights, nb, np.asarray(u0, dtype=np.float64), tol, max_iter)
+    return pen - 2.0 * constant + logdet, u, ok

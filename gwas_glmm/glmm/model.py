@@ -9,7 +9,7 @@ import numpy as np
 from ..exceptions import ConvergenceWarning, InputError
 from .conditional import conditional_sd
 from .family import Family, get_family
-from .laplace import agq_deviance, glm_start, pirls
+from .laplace import agq_deviance, fast_path_code, glm_start, pirls, pirls_fast
 from .lmm import EigenLmm, lmm_deviance, optimize_theta
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, TermSet
@@ -195,8 +195,19 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         out = run_pirls(theta, eta_fixed=offset, x=x, beta0=state["beta"])
         return BAD_DEVIANCE if out is None else out[0]
 
+    code = fast_path_code(terms, fam) if n_agq == 1 else None
+
     def objective(params):
         theta, beta = unpack(params)
+        if code is not None:
+            state["evals"] += 1
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                dev, u, _ = pirls_fast(code, terms.terms[0], theta, offset + x @ beta, y, weights, fam, state["u"],
+                                       constant)
+            if not np.isfinite(dev):
+                return BAD_DEVIANCE
+            state["u"] = u
+            return dev
         out = run_pirls(theta, eta_fixed=offset + x @ beta)
         if out is None:
             return BAD_DEVIANCE
@@ -205,10 +216,13 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         return out[0]
 
     extra = [np.log(fam.theta)] if fam.has_theta else []
-    lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
-    res1 = optimize_theta(stage1, np.concatenate([terms.start(), extra]), lower1, method="COBYQA")
-    stage1(res1.x)
-    start = np.concatenate([res1.x[:nt], state["beta"], res1.x[nt:]])
+    if code is None:  # start the Laplace fit from lme4's nAGQ = 0 fit (beta at the joint mode)
+        lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
+        res1 = optimize_theta(stage1, np.concatenate([terms.start(), extra]), lower1, method="COBYQA")
+        stage1(res1.x)
+        start = np.concatenate([res1.x[:nt], state["beta"], res1.x[nt:]])
+    else:  # each evaluation is cheap: start from the GLM fit directly
+        start = np.concatenate([terms.start(), beta0, extra])
     lower = np.concatenate([terms.lower(), np.full(p, -np.inf), [-np.inf] * len(extra)])
     res = optimize_theta(objective, start, lower, method="COBYQA")
     params = res.x.copy()
