@@ -242,3 +242,51 @@ def test_eigenbasis_path_equals_general_path(method, rank):
     assert fast.components[0].covariance[0, 0] == pytest.approx(slow.components[0].covariance[0, 0], rel=1e-4)
     assert fast.sigma == pytest.approx(slow.sigma, rel=1e-4)
     np.testing.assert_allclose(fast.random_effects["id"][1], slow.random_effects["id"][1], atol=1e-4)
+
+
+def _family_kinship(n, size=5):
+    fam = np.repeat(np.arange(n // size), size)
+    return 0.5 * (fam[:, None] == fam[None, :]) + 0.5 * np.eye(n)
+
+
+def test_pql_gaussian_equals_reml_with_two_known_covariances():
+    from gwas_glmm.glmm.pql import fit_pql
+
+    n = 120
+    rng = np.random.default_rng(11)
+    k1 = _family_kinship(n)
+    coords = rng.uniform(size=(n, 2))
+    k2 = np.exp(-np.linalg.norm(coords[:, None] - coords[None], axis=2) / 0.3)  # spatial (exponential)
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = (x @ [1.0, 0.5] + np.linalg.cholesky(k1) @ rng.normal(size=n)
+         + 0.8 * np.linalg.cholesky(k2 + 1e-9 * np.eye(n)) @ rng.normal(size=n) + 0.6 * rng.normal(size=n))
+    ids = [str(i) for i in range(n)]
+    terms = [KnownCovTerm.from_kinship(nm, ids, Kinship.from_array(k, iid=ids)) for nm, k in (("lineage", k1), ("space", k2))]
+    reml = fit_glmm(y, x, terms)
+    pql = fit_pql(y, x, [("lineage", k1), ("space", k2)], family="gaussian", tol=1e-10)
+    np.testing.assert_allclose(pql.beta, reml.beta, rtol=1e-5)
+    np.testing.assert_allclose([c.covariance[0, 0] for c in pql.components],
+                               [c.covariance[0, 0] for c in reml.components], rtol=1e-4)
+    assert pql.sigma == pytest.approx(reml.sigma, rel=1e-5)
+    np.testing.assert_allclose(pql.se, reml.se, rtol=1e-4)
+
+
+def test_pql_binomial_fixed_point():
+    """At convergence: the REML score of the working model is zero, beta is its GLS estimate,
+    and the BLUP g solves g = tau K (y - mu) (the penalized-likelihood mode for the logit link)."""
+    from gwas_glmm.glmm.pql import _p_apply, _solve_working, fit_pql
+
+    n = 200
+    rng = np.random.default_rng(12)
+    k = _family_kinship(n)
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    eta = -0.5 + 0.5 * x[:, 1] + np.linalg.cholesky(k) @ rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    fit = fit_pql(y, x, [("grm", k)], family="binomial", tol=1e-10)
+    wm = fit.extra["working"]
+    chol, si_x, xsx_inv, beta, py = _solve_working(wm.y_work, x, wm.w, 1.0, wm.tau, [k])
+    np.testing.assert_allclose(beta, fit.beta, rtol=1e-8)
+    score = 0.5 * (py @ k @ py - np.trace(_p_apply(chol, si_x, xsx_inv, k)))
+    assert abs(score) < 1e-5
+    g = fit.random_effects["grm"][1][:, 0]
+    np.testing.assert_allclose(g, wm.tau[0] * k @ (y - wm.mu), atol=1e-6)

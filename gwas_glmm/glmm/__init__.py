@@ -4,8 +4,9 @@ models and the Laplace approximation for the others, one result dataclass."""
 
 from .family import Family, get_family
 from .model import fit_glmm
+from .pql import WorkingModel, fit_pql
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, encode, olre
 
-__all__ = ["Family", "GlmmResult", "GroupTerm", "KnownCovTerm", "VarianceComponent", "encode", "fit_glmm",
+__all__ = ["Family", "GlmmResult", "GroupTerm", "KnownCovTerm", "VarianceComponent", "WorkingModel", "encode", "fit_glmm", "fit_pql",
            "get_family", "olre"]

@@ -1,0 +1,151 @@
+"""Penalized quasi-likelihood with average-information REML (AI-REML) for models whose random
+effects are known covariance matrices: g = sum_k g_k, g_k ~ N(0, tau_k K_k) (GMMAT's and SAIGE's
+null-model fit; a GRM, or a lineage plus a spatial covariance).
+
+Each outer step linearizes the GLMM at the current mean: working response
+y~ = eta - offset + (y - mu) / mu'(eta) and weights W = mu'^2 / V(mu); the working model is the
+LMM y~ ~ N(X beta, Sigma), Sigma = phi W^-1 + sum_k tau_k K_k (phi = 1 except Gaussian), whose
+variance components take one AI-REML (Fisher-scoring-like) step:
+
+    score_k = (y~' P K_k P y~ - tr(P K_k)) / 2,   AI_kl = y~' P K_k P K_l P y~ / 2,
+    P = Sigma^-1 - Sigma^-1 X (X' Sigma^-1 X)^-1 X' Sigma^-1,
+
+then beta (GLS) and the BLUPs g_k = tau_k K_k P y~ update eta.  Dense: one Cholesky of Sigma
+per step, n^3 / 3 flops, n^2 memory per matrix (N = 10,000: about 3 s a step on 2 cores).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..exceptions import ConvergenceWarning, InputError
+from .family import Family, get_family
+from .laplace import glm_start
+from .results import GlmmResult, VarianceComponent
+
+
+@dataclass
+class WorkingModel:
+    """The converged working LMM: what a score test needs."""
+
+    eta: np.ndarray
+    mu: np.ndarray
+    w: np.ndarray  # working weights
+    y_work: np.ndarray
+    sigma_inv_x: np.ndarray  # Sigma^-1 X
+    xt_sigma_inv_x_inv: np.ndarray  # (X' Sigma^-1 X)^-1
+    py: np.ndarray  # P y~
+    tau: np.ndarray
+    phi: float
+
+
+def _solve_working(y_work, x, w, phi, tau, mats):
+    sigma = np.diag(phi / w)
+    for t, k in zip(tau, mats):
+        sigma += t * k
+    chol = sla.cho_factor(sigma, lower=True, check_finite=False)
+    si_x = sla.cho_solve(chol, x, check_finite=False)
+    si_y = sla.cho_solve(chol, y_work, check_finite=False)
+    xsx = x.T @ si_x
+    xsx_inv = np.linalg.inv(xsx)
+    beta = xsx_inv @ (si_x.T @ y_work)
+    py = si_y - si_x @ beta
+    return chol, si_x, xsx_inv, beta, py
+
+
+def _p_apply(chol, si_x, xsx_inv, m):
+    """P @ m for a matrix or vector m."""
+    sm = sla.cho_solve(chol, m, check_finite=False)
+    return sm - si_x @ (xsx_inv @ (si_x.T @ m))
+
+
+def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str | None = None, *,
+            weights=None, offset=None, coef_names=None, tol: float = 1e-6, max_iter: int = 100) -> GlmmResult:
+    """Fit by PQL/AI-REML.  ``kinships``: list of (name, K) with K an (n, n) array in the order
+    of the observations (align a :class:`~gwas_glmm.kinship.Kinship` first)."""
+    fam = get_family(family, link)
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    n, p = x.shape
+    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
+    fam.check_y(y, weights, "response")
+    names = [k[0] for k in kinships]
+    mats = [np.asarray(k[1], dtype=float) for k in kinships]
+    for name, k in zip(names, mats):
+        if k.shape != (n, n):
+            raise InputError(f"known covariance {name!r} is {k.shape[0]} x {k.shape[1]}, the data have {n} rows")
+    gaussian = fam.has_scale
+    if fam.has_theta:
+        raise InputError("PQL is available for the Gaussian, binomial and Poisson families")
+    beta = glm_start(x, y, weights, offset, fam)
+    eta = x @ beta + offset
+    mu = fam.clip_mu(fam.link.inverse(eta))
+    resid_var = float(np.var(y - mu)) if gaussian else 1.0
+    phi = resid_var / 2 if gaussian else 1.0
+    tau = np.full(len(mats), (resid_var / 2 if gaussian else 0.5) / len(mats))
+    converged = False
+    it = 0
+    for it in range(1, max_iter + 1):
+        w_fisher, d = fam.irls_weights(eta, mu, weights)
+        w = w_fisher if not gaussian else weights
+        y_work = eta - offset + (y - mu) / d
+        chol, si_x, xsx_inv, beta_w, py = _solve_working(y_work, x, w, phi, tau, mats)
+        # AI-REML step over (phi if Gaussian, tau_1..tau_K)
+        comps = ([np.diag(1.0 / w)] if gaussian else []) + mats
+        pk_py = [c @ py for c in comps]
+        p_kpy = [_p_apply(chol, si_x, xsx_inv, v) for v in pk_py]
+        score = np.empty(len(comps))
+        ai = np.empty((len(comps), len(comps)))
+        for a, c in enumerate(comps):
+            pc = _p_apply(chol, si_x, xsx_inv, c)
+            score[a] = 0.5 * (py @ pk_py[a] - np.trace(pc))
+            for b in range(a + 1):
+                ai[a, b] = ai[b, a] = 0.5 * pk_py[a] @ p_kpy[b]
+        current = np.concatenate([[phi], tau]) if gaussian else tau.copy()
+        step = np.linalg.solve(ai, score)
+        new = current + step
+        scale = 1.0
+        while np.any(new < 0) and scale > 1e-6:  # step-halving keeps the variances non-negative
+            scale /= 2
+            new = current + scale * step
+        new = np.maximum(new, 0.0)
+        if gaussian:
+            phi, tau_new = float(new[0]), new[1:]
+        else:
+            tau_new = new
+        chol, si_x, xsx_inv, beta_new, py = _solve_working(y_work, x, w, phi, tau_new, mats)
+        g = sum(t * (k @ py) for t, k in zip(tau_new, mats))
+        eta = x @ beta_new + g + offset
+        mu = fam.clip_mu(fam.link.inverse(eta))
+        change = max(np.max(np.abs(tau_new - tau) / (np.abs(tau_new) + np.abs(tau) + tol)),
+                     np.max(np.abs(beta_new - beta) / (np.abs(beta_new) + np.abs(beta) + tol)))
+        tau, beta = tau_new, beta_new
+        if change < tol:
+            converged = True
+            break
+    if not converged:
+        warnings.warn(f"PQL did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
+    w_fisher, d = fam.irls_weights(eta, mu, weights)
+    w = w_fisher if not gaussian else weights
+    y_work = eta - offset + (y - mu) / d
+    chol, si_x, xsx_inv, beta, py = _solve_working(y_work, x, w, phi, tau, mats)
+    working = WorkingModel(eta, mu, w, y_work, si_x, xsx_inv, py, tau, phi)
+    components = [VarianceComponent(name, ["(Intercept)"], np.array([[t]])) for name, t in zip(names, tau)]
+    result = GlmmResult(
+        family=fam.name, link=fam.link.name, method="PQL", coef_names=list(coef_names or [f"x{k}" for k in range(p)]),
+        beta=beta, cov_beta=xsx_inv * (1.0 if not gaussian else 1.0), theta=np.sqrt(tau), components=components,
+        loglik=float("nan"), n_params=p + len(tau) + (1 if gaussian else 0), n_obs=n,
+        sigma=float(np.sqrt(phi)) if gaussian else None, converged=converged, n_evaluations=it)
+    result.random_effects = {name: (np.arange(n), (t * (k @ py))[:, None]) for name, t, k in zip(names, tau, mats)}
+    result.extra.update(working=working, family_object=fam, x=x, offset=offset)
+    for name, t in zip(names, tau):
+        if t < 1e-8 * (1 + np.max(tau)):
+            msg = f"variance of {name!r} estimated at the boundary (0)"
+            result.warnings.append(msg)
+            warnings.warn(msg, ConvergenceWarning, stacklevel=2)
+    return result
