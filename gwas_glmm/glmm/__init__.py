@@ -8,5 +8,5 @@ from .pql import WorkingModel, fit_pql
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, encode, olre
 
-__all__ = ["Family", "GlmmResult", "GroupTerm", "KnownCovTerm", "VarianceComponent", "WorkingModel", "encode", "fit_glmm", "fit_pql",
-           "get_family", "olre"]
+__all__ = ["Family", "GlmmResult", "GroupTerm", "KnownCovTerm", "VarianceComponent", "WorkingModel", "encode",
+           "fit_glmm", "fit_pql", "get_family", "olre"]

@@ -89,8 +89,9 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     phi = resid_var / 2 if gaussian else 1.0
     tau = np.full(len(mats), (resid_var / 2 if gaussian else 0.5) / len(mats))
     converged = False
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
         w_fisher, d = fam.irls_weights(eta, mu, weights)
         w = w_fisher if not gaussian else weights
         y_work = eta - offset + (y - mu) / d
@@ -140,7 +141,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
         family=fam.name, link=fam.link.name, method="PQL", coef_names=list(coef_names or [f"x{k}" for k in range(p)]),
         beta=beta, cov_beta=xsx_inv * (1.0 if not gaussian else 1.0), theta=np.sqrt(tau), components=components,
         loglik=float("nan"), n_params=p + len(tau) + (1 if gaussian else 0), n_obs=n,
-        sigma=float(np.sqrt(phi)) if gaussian else None, converged=converged, n_evaluations=it)
+        sigma=float(np.sqrt(phi)) if gaussian else None, converged=converged, n_evaluations=iterations)
     result.random_effects = {name: (np.arange(n), (t * (k @ py))[:, None]) for name, t, k in zip(names, tau, mats)}
     result.extra.update(working=working, family_object=fam, x=x, offset=offset)
     for name, t in zip(names, tau):
