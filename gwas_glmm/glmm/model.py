@@ -65,6 +65,11 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
     y, x, weights, offset, names = _check_arrays(y, x, weights, offset, coef_names)
     fam.check_y(y, weights, "response")
     termset = TermSet(terms, len(y))
+    olres = [t.name for t in termset.terms if isinstance(t, GroupTerm) and len(t.levels) == len(y) and t.p == 1]
+    if fam.has_theta and olres:
+        msg = (f"the negative binomial dispersion and the observation-level random effect {olres[0]!r} both "
+               "model overdispersion: the model is barely identified; keep one of them")
+        warnings.warn(msg, ConvergenceWarning, stacklevel=2)
     if not termset.terms:
         raise InputError("a mixed model needs at least one random-effect term")
     if fam.name == "gaussian" and fam.link.name == "identity":
