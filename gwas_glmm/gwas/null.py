@@ -1,0 +1,113 @@
+"""The GWAS null model: the GLMM without the tested variant, fitted once, holding exactly what a
+score test needs.
+
+For a variant's genotypes G (covariate-free alternative), the score and its variance are
+
+    U = G^T P y~,    V = G^T P G,    P = Sigma^-1 - Sigma^-1 X (X^T Sigma^-1 X)^-1 X^T Sigma^-1
+
+with Sigma the working covariance at the null fit (phi W^-1 + tau K) and y~ the working
+response (GMMAT's formulation; P y~ = (y - mu) / phi for canonical links).  Sigma^-1 is applied
+through K's stored eigendecomposition when W is constant (Gaussian: Sigma = U diag(d) U^T,
+d = s_g (s + delta)), otherwise through a Cholesky factor of Sigma (PQL fits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.linalg as sla
+
+from ..exceptions import InputError
+from ..glmm import KnownCovTerm, fit_glmm
+from ..glmm.pql import fit_pql
+from ..kinship import Kinship
+
+
+@dataclass
+class NullModel:
+    """Everything the scan needs, and nothing else."""
+
+    family: str
+    iid: np.ndarray
+    x: np.ndarray  # (n, p) covariates incl. intercept
+    py: np.ndarray  # P y~ (the score residual)
+    w: np.ndarray  # working weights at the null (1 for Gaussian)
+    mu: np.ndarray  # fitted means (with random effects)
+    y: np.ndarray
+    beta: np.ndarray
+    tau: float  # genetic variance (latent scale)
+    phi: float  # residual/dispersion (1 for binomial/Poisson)
+    sigma_inv_x: np.ndarray  # Sigma^-1 X
+    xsx_inv: np.ndarray  # (X^T Sigma^-1 X)^-1
+    # Sigma^-1 through either the eigenbasis (vectors, 1/d) or a lower Cholesky factor of Sigma
+    eig_vectors: np.ndarray | None = None
+    eig_inv_d: np.ndarray | None = None
+    chol: np.ndarray | None = None
+    status: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def h2(self) -> float:
+        """Latent-scale heritability tau / (tau + phi) (phi = pi^2/3 for logit, 1 otherwise)."""
+        resid = np.pi**2 / 3 if self.family == "binomial" else self.phi
+        return self.tau / (self.tau + resid) if self.tau + resid > 0 else 0.0
+
+    def sigma_inv(self, g: np.ndarray) -> np.ndarray:
+        """Sigma^-1 @ g for an (n, m) block."""
+        if self.eig_vectors is not None:
+            return self.eig_vectors @ (self.eig_inv_d[:, None] * (self.eig_vectors.T @ g))
+        return sla.cho_solve((self.chol, True), g, check_finite=False)
+
+    def whiten(self, g: np.ndarray) -> np.ndarray:
+        """L^-1 g with Sigma = L L^T, so that g^T Sigma^-1 g = |L^-1 g|^2 (one matrix product)."""
+        if self.eig_vectors is not None:
+            return np.sqrt(self.eig_inv_d)[:, None] * (self.eig_vectors.T @ g)
+        return sla.solve_triangular(self.chol, g, lower=True, check_finite=False)
+
+
+def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol: float = 1e-6) -> NullModel:
+    """Fit the null GLMM with the kinship as a known-covariance random effect.  ``y``/``x`` rows
+    follow ``iid`` (default: the kinship's order); the kinship is aligned to them."""
+    y = np.asarray(y, dtype=float)
+    x = np.asarray(x, dtype=float)
+    n = len(y)
+    iid = np.asarray(kinship.iid if iid is None else iid, dtype=object)
+    if len(iid) != n or x.shape[0] != n:
+        raise InputError(f"the phenotype has {n} samples, covariates {x.shape[0]}, IDs {len(iid)}")
+    kin = kinship.align(_fids_for(kinship, iid), iid)
+    if family == "gaussian":
+        kin = kin.decompose()
+        fit = fit_glmm(y, x, [KnownCovTerm.from_kinship("grm", iid, kin)], method="REML")
+        if not fit.extra.get("eigen_path"):
+            raise InputError("internal: the Gaussian null did not take the eigenbasis path")
+        delta = fit.extra["delta"]
+        s_g = fit.components[0].covariance[0, 0]
+        d = s_g * (kin.eigen.values + delta)
+        vecs = kin.eigen.vectors
+        inv_d = 1.0 / d
+        si_x = vecs @ (inv_d[:, None] * (vecs.T @ x))
+        xsx_inv = np.linalg.inv(x.T @ si_x)
+        si_y = vecs @ (inv_d * (vecs.T @ y))
+        py = si_y - si_x @ (xsx_inv @ (x.T @ si_y))
+        mu = y - fit.sigma**2 * py
+        return NullModel("gaussian", iid, x, py, np.ones(n), mu, y, fit.beta, float(s_g), float(fit.sigma**2),
+                         si_x, xsx_inv, eig_vectors=vecs, eig_inv_d=inv_d,
+                         status={"method": "REML (eigenbasis)", "converged": fit.converged, "warnings": fit.warnings})
+    matrix = kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float)
+    fit = fit_pql(y, x, [("grm", matrix)], family=family, tol=tol)
+    wm = fit.extra["working"]
+    sigma = np.diag(wm.phi / wm.w) + wm.tau[0] * matrix
+    chol = sla.cholesky(sigma, lower=True, check_finite=False)
+    return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
+                     wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
+                     status={"method": "PQL/AI-REML", "converged": fit.converged, "iterations": fit.n_evaluations,
+                             "warnings": fit.warnings})
+
+
+def _fids_for(kinship: Kinship, iid) -> np.ndarray:
+    lookup = {str(i): f for f, i in zip(kinship.fid, kinship.iid)}
+    return np.array([lookup.get(str(i), "?") for i in iid], dtype=object)

@@ -1,0 +1,102 @@
+"""Score tests against a brute-force dense oracle, the saddlepoint approximation against exact
+enumeration, and the fast mode against the exact mode."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import special, stats
+
+from gwas_glmm import Kinship
+from gwas_glmm.glmm import get_family
+from gwas_glmm.gwas import fit_null, score_test, variance_ratio
+from gwas_glmm.gwas.score import spa_log10p
+
+
+def _cohort(n=150, seed=0):
+    rng = np.random.default_rng(seed)
+    fam = np.repeat(np.arange(n // 5), 5)
+    k = 0.5 * (fam[:, None] == fam[None, :]) + 0.5 * np.eye(n)
+    x = np.column_stack([np.ones(n), rng.normal(size=n), rng.integers(0, 2, n)])
+    g = np.linalg.cholesky(k) @ rng.normal(size=n)
+    geno = rng.binomial(2, rng.uniform(0.05, 0.5, 40), size=(n, 40)).astype(float)
+    return rng, k, x, g, geno
+
+
+def _response(rng, family, eta):
+    if family == "gaussian":
+        return eta + rng.normal(size=eta.size)
+    if family == "binomial":
+        return (rng.random(eta.size) < special.expit(eta)).astype(float)
+    return rng.poisson(np.exp(eta)).astype(float)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "binomial", "poisson"])
+def test_exact_mode_equals_dense_oracle(family):
+    rng, k, x, g, geno = _cohort(n=250, seed=1)
+    eta = x @ [-0.5 if family != "gaussian" else 1.0, 0.3, 0.2] + 1.5 * g
+    y = _response(rng, family, eta)
+    ids = [f"s{i}" for i in range(len(y))]
+    null = fit_null(y, x, Kinship.from_array(k, iid=ids), family)
+    res = score_test(null, geno, spa=False)
+    # oracle: working response and weights from the null's fitted means, explicit inverse of Sigma
+    fam = get_family(family)
+    mu = null.mu
+    eta_hat = fam.link.link(mu)
+    w, d = fam.irls_weights(eta_hat, mu, np.ones(len(y)))
+    if family == "gaussian":
+        w = np.ones(len(y))
+    y_work = eta_hat + (y - mu) / d
+    sigma = np.diag(null.phi / w) + null.tau * k
+    sinv = np.linalg.inv(sigma)
+    p = sinv - sinv @ x @ np.linalg.inv(x.T @ sinv @ x) @ x.T @ sinv
+    u = geno.T @ p @ y_work
+    v = np.einsum("ij,ik,kj->j", geno, p, geno)
+    np.testing.assert_allclose(res.score, u, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.var, v, rtol=1e-8)
+    np.testing.assert_allclose(res.log10p, -np.log10(stats.chi2.sf(u**2 / v, 1)), rtol=1e-8)
+    assert null.status["converged"]
+
+
+def test_log10p_is_exact_where_p_underflows():
+    from gwas_glmm.gwas.score import _normal_log10p
+
+    # p = 2 Phi(-40) ~ 2 phi(40) / 40 (1 - 1/40^2) = 10^-349.13, below the smallest double
+    log_pdf = -800.0 - 0.5 * np.log(2 * np.pi)
+    expected = -(np.log(2 / 40 * (1 - 1 / 1600 + 3 / 40**4)) + log_pdf) / np.log(10)
+    assert _normal_log10p(np.array([40.0]))[0] == pytest.approx(expected, abs=1e-6)
+    assert _normal_log10p(np.array([1.959963985]))[0] == pytest.approx(-np.log10(0.05), rel=1e-8)
+
+
+def test_spa_against_exact_enumeration():
+    """S = g^T (y - mu) for 18 Bernoulli draws: the exact tail by enumerating all 2^18 outcomes
+    (continuous g, so that S is not on a coarse lattice, which no continuous approximation fits)."""
+    rng = np.random.default_rng(3)
+    n = 18
+    mu = rng.uniform(0.02, 0.2, n)  # rare outcome: the normal approximation is poor
+    g = rng.normal(size=n)
+    outcomes = np.array(list(itertools.product([0, 1], repeat=n)), dtype=float)
+    probs = np.prod(np.where(outcomes == 1, mu, 1 - mu), axis=1)
+    s = (outcomes - mu) @ g
+    sd = np.sqrt(np.sum(g * g * mu * (1 - mu)))
+    for q in np.quantile(np.abs(s), [0.9, 0.99]):
+        q = float(q) * 1.0001
+        exact = probs[np.abs(s) >= q - 1e-12].sum()
+        spa = 10 ** -spa_log10p(g, mu, q / sd)
+        normal = 2 * stats.norm.sf(q / sd)
+        assert abs(np.log(spa / exact)) < abs(np.log(normal / exact))  # SPA beats the normal approximation
+        assert spa == pytest.approx(exact, rel=0.35)
+
+
+def test_fast_mode_tracks_exact_mode():
+    rng, k, x, g, geno = _cohort(n=300, seed=4)
+    y = _response(rng, "binomial", -1 + 1.5 * g)
+    ids = [f"s{i}" for i in range(len(y))]
+    null = fit_null(y, x, Kinship.from_array(k, iid=ids), "binomial")
+    ratio, cv = variance_ratio(null, geno[:, :20])
+    exact = score_test(null, geno, spa=False)
+    fast = score_test(null, geno, mode="fast", ratio=ratio, spa=False)
+    assert np.max(np.abs(fast.log10p - exact.log10p)) < 0.1
+    assert cv < 0.1
