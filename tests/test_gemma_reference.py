@@ -6,11 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from bed_reader import open_bed
+from conftest import DATA
 
 from gwas_glmm import GrmConfig, PlinkFileset, compute_grm
 from gwas_glmm.gwas import fit_null, score_test
-
-from conftest import DATA
 
 
 def test_score_pvalues_agree_with_gemma(reference_fileset):

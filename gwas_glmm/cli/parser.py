@@ -104,6 +104,40 @@ def _add_kinship_commands(sub) -> None:
     conv.set_defaults(runner="convert-kinship")
 
 
+def _add_gwas_commands(sub) -> None:
+    null = sub.add_parser("null", help="fit the null GLMM of one or more phenotypes against a GRM, once",
+                          description="Fit the GLMM without variants (GRM as a known-covariance random effect; "
+                          "Gaussian by REML in the GRM's stored eigenbasis, others by PQL/AI-REML) and save "
+                          "everything the scan needs to FILE.h5.")
+    null.add_argument("--grm", required=True, metavar="FILE.h5", help="kinship file from gwas-glmm grm")
+    null.add_argument("--pheno", required=True, metavar="FILE")
+    null.add_argument("--pheno-name", nargs="+", metavar="NAME", help="phenotype columns (default: all)")
+    null.add_argument("--covar", metavar="FILE")
+    null.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns (default: all)")
+    null.add_argument("--family", choices=["gaussian", "binomial", "poisson"], default="gaussian")
+    _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
+    null.set_defaults(runner="null")
+
+    scan = sub.add_parser("scan", help="score-test every variant against a fitted null model",
+                          description="Blocks of variants in parallel (dask threads), every phenotype of the "
+                          "null model in one pass; writes OUT.<phenotype>.tsv.gz.  A killed scan resumes from "
+                          "OUT.ckpt/ when run again with the same command.")
+    scan.add_argument("--bfile", required=True, metavar="PREFIX")
+    scan.add_argument("--null", required=True, metavar="FILE.h5", help="null-model file from gwas-glmm null")
+    scan.add_argument("--mode", choices=["auto", "exact", "fast"], default="auto",
+                      help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
+                      "ratio from random variants (n per variant); auto: exact up to 5,000 samples")
+    scan.add_argument("--no-spa", action="store_true", help="no saddlepoint approximation for binary traits")
+    _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")
+    _add_variant_filters(scan)
+    scan.set_defaults(runner="scan")
+
+    plot = sub.add_parser("plot", help="Manhattan and QQ plots (PNG) of a results file")
+    plot.add_argument("--results", required=True, metavar="FILE.tsv.gz")
+    _add_common(plot, "output prefix: PREFIX.manhattan.png, PREFIX.qq.png")
+    plot.set_defaults(runner="plot")
+
+
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gwas-glmm",
@@ -128,6 +162,8 @@ def get_parser() -> argparse.ArgumentParser:
     freq.set_defaults(runner="freq")
 
     _add_kinship_commands(sub)
+
+    _add_gwas_commands(sub)
 
     demo = sub.add_parser("demo", help="run the pipeline on a built-in simulated cohort",
                           description="Simulate a related cohort under OUT/ and run every stage "

@@ -167,5 +167,62 @@ def run_convert_kinship(args: argparse.Namespace) -> None:
     log.info("written: %s", ", ".join(str(p) for p in paths))
 
 
-RUNNERS = {"simulate": run_simulate, "freq": run_freq, "demo": run_demo, "grm": run_grm,
+def run_null(args: argparse.Namespace) -> None:
+    from ..gwas.nullfit import fit_null_models
+    from ..gwas.store import save_nulls
+    from ..io.pheno import read_covariates, read_phenotypes
+    from ..kinship.store import load_kinship
+
+    started = time.perf_counter()
+    out = Path(args.out if args.out.endswith((".h5", ".hdf5")) else f"{args.out}.null.h5")
+    kin = load_kinship(args.grm)
+    log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
+             "stored (reused)" if kin.eigen is not None else "not stored")
+    pheno = read_phenotypes(args.pheno, args.pheno_name)
+    covar = read_covariates(args.covar, args.covar_name) if args.covar else None
+    nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family)
+    if not nulls:
+        raise InputError("no phenotype could be fitted; see the errors above")
+    params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
+    save_nulls(out, nulls, fid=fid, iid=iid, grm=args.grm, covar_names=covar_names,
+               provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
+                                        parameters=params, started=started), "status": statuses})
+    log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
+             time.perf_counter() - started)
+
+
+def run_scan(args: argparse.Namespace) -> None:
+    from ..gwas.scanner import Scan, ScanConfig
+    from ..gwas.store import load_nulls
+
+    started = time.perf_counter()
+    nulls, fid, iid, attrs = load_nulls(args.null)
+    fileset, variants, samples = _selection(args)
+    if samples is not None:
+        log.info("--keep ignored by scan: the samples are those of the null model")
+    config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
+                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2)
+    bed = fileset.bed_path.stat()
+    key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
+    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key)
+    log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
+             len(scan.blocks), len(nulls), scan.n, scan.mode)
+    paths = scan.run()
+    elapsed = time.perf_counter() - started
+    log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
+    for name, path in paths.items():
+        log.info("  %s: %s", name, path)
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    from ..plot import manhattan, qq, read_results
+
+    results = read_results(args.results)
+    title = Path(args.results).name
+    m = manhattan(results, f"{args.out}.manhattan.png", title=title)
+    q = qq(results, f"{args.out}.qq.png", title=title)
+    log.info("plots: %s, %s", m, q)
+
+
+RUNNERS = {"null": run_null, "scan": run_scan, "plot": run_plot, "simulate": run_simulate, "freq": run_freq, "demo": run_demo, "grm": run_grm,
            "eigen": run_eigen, "convert-kinship": run_convert_kinship}

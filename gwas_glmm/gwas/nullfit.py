@@ -1,0 +1,58 @@
+"""Fit the null model of several phenotypes against one kinship, each on its own, the kinship's
+eigendecomposition shared: the ``gwas-glmm null`` stage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._progress import get_logger
+from ..exceptions import GwasGlmmError
+from ..io.pheno import align_samples
+from ..io.plink import SampleTable
+from ..kinship import Kinship
+from .null import fit_null
+
+log = get_logger("null")
+
+
+def kinship_samples(kin: Kinship) -> SampleTable:
+    n = len(kin.iid)
+    zeros = np.array(["0"] * n, dtype=object)
+    return SampleTable(np.asarray(kin.fid, dtype=object), np.asarray(kin.iid, dtype=object), zeros, zeros.copy(),
+                       np.zeros(n, dtype=np.int64))
+
+
+def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None):
+    """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
+
+    Samples: those in the kinship, the phenotype and the covariate files with every requested
+    phenotype and covariate observed (one sample set, so the kinship is aligned and, if it must
+    be, decomposed once for all phenotypes).  A phenotype whose fit fails is reported and skipped.
+    """
+    aligned = align_samples(kinship_samples(kin), pheno, covar)
+    complete = ~np.isnan(aligned.y).any(axis=1)
+    if not complete.all():
+        log.info("%d samples miss some of the phenotypes and are dropped so all share one sample set",
+                 int((~complete).sum()))
+    idx = np.flatnonzero(complete)
+    fid, iid = aligned.fid[idx], aligned.iid[idx]
+    x = np.column_stack([np.ones(len(idx)), aligned.x[idx]])
+    kin = kin.align(fid, iid)
+    if kin.eigen is None and family == "gaussian":
+        log.info("decomposing the kinship once for the %d analysis samples", len(idx))
+        kin = kin.decompose()
+    nulls, statuses = {}, {}
+    for k, name in enumerate(aligned.pheno_names):
+        y = aligned.y[idx, k]
+        try:
+            model = fit_null(y, x, kin, family, iid=iid)
+        except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
+            statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
+            log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])
+            continue
+        nulls[name] = model
+        statuses[name] = {"fitted": True, **model.status, "tau": model.tau, "phi": model.phi, "h2": model.h2}
+        log.info("phenotype %s (%s, n=%d): %s, converged %s, tau %.4g, phi %.4g, latent h2 %.3f%s", name, family,
+                 len(y), model.status.get("method"), model.status.get("converged"), model.tau, model.phi, model.h2,
+                 "; " + "; ".join(model.status["warnings"]) if model.status.get("warnings") else "")
+    return nulls, statuses, fid, iid, ["(Intercept)"] + list(aligned.covar_names)

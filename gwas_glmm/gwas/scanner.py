@@ -1,0 +1,225 @@
+"""The score-test scan: blocks of variants in parallel (dask, threads), several phenotypes per
+pass over the genotypes, every finished block checkpointed so a killed scan resumes.
+
+A block is read once (bed-reader), mean-imputed over the analysis samples, and tested for every
+phenotype (``score.score_test``).  Finished blocks go to ``OUT.ckpt/`` as ``.npz`` (no pickle);
+when all are done the results are written per phenotype, in variant order, as gzip files with a
+zero timestamp (so a resumed scan's file is byte-identical to an uninterrupted one's), under a
+temporary name, renamed when complete; then the checkpoints are removed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask
+import numpy as np
+
+from .._atomic import atomic_path
+from .._progress import get_logger, progress
+from ..exceptions import AlignmentError, InputError
+from ..genotype.stats import VariantFilter, compute_stats
+from ..io.plink import PlinkFileset
+from .null import NullModel
+from .score import score_test, variance_ratio
+
+log = get_logger("scan")
+COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "MAC", "BETA", "SE", "CHISQ", "P", "LOG10P",
+           "TEST"]
+BINARY_COLUMNS = ["A1FREQ_CASES", "A1FREQ_CONTROLS", "N_CASES", "N_CONTROLS"]
+EXACT_MAX_N = 5000  # above this many samples the default mode is fast
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    mode: str = "auto"  # exact | fast | auto
+    block_size: int = 1024
+    min_mac: float = 1.0
+    min_maf: float = 0.0
+    max_missing: float = 1.0
+    spa: bool = True
+    n_calibration: int = 100  # random variants (MAC >= 20) for the fast mode's variance ratio
+    seed: int = 1
+    threads: int = 2
+
+
+def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
+    lookup = {(f, i): k for k, (f, i) in enumerate(zip(fileset.samples.fid, fileset.samples.iid))}
+    pos = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
+    if np.any(pos < 0):
+        k = int(np.flatnonzero(pos < 0)[0])
+        raise AlignmentError(f"{int((pos < 0).sum())} samples of the null model are not in {fileset.fam_path}, "
+                             f"first {fid[k]} {iid[k]}; scan the fileset the GRM was built from")
+    return pos
+
+
+def _impute(block: np.ndarray) -> np.ndarray:
+    g = np.asarray(block, dtype=np.float64)
+    means = np.nanmean(np.where(np.isnan(g).all(axis=0), 0.0, g), axis=0) if g.size else np.zeros(g.shape[1])
+    return np.where(np.isnan(g), means, g)
+
+
+def format_p(log10p: float) -> str:
+    """P as text from -log10 P, exact below the double range (e.g. 3.2e-412)."""
+    if not math.isfinite(log10p):
+        return "NA"
+    exponent = math.floor(-log10p)
+    mantissa = 10 ** (-log10p - exponent)
+    if mantissa >= 9.9995:
+        mantissa, exponent = 1.0, exponent + 1
+    return f"{mantissa:.4g}e{exponent:+03d}" if exponent < -4 else f"{10 ** -log10p:.4g}"
+
+
+class Scan:
+    """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel, same samples)."""
+
+    def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
+                 out: str, config: ScanConfig, *, inputs_key: str = ""):
+        self.fileset, self.nulls, self.config = fileset, nulls, config
+        self.samples = sample_positions(fileset, fid, iid)
+        self.variants = np.asarray(variants, dtype=np.int64)
+        self.out = str(out)
+        self.n = len(self.samples)
+        mode = config.mode
+        if mode == "auto":
+            mode = "exact" if self.n <= EXACT_MAX_N else "fast"
+            log.info("variance mode: %s (auto: exact up to %d samples, here %d)", mode, EXACT_MAX_N, self.n)
+        if mode not in ("exact", "fast"):
+            raise InputError(f"--mode must be exact, fast or auto, got {config.mode!r}")
+        self.mode = mode
+        self.filters = VariantFilter(min_maf=config.min_maf, min_mac=config.min_mac, max_missing=config.max_missing)
+        self.blocks = [self.variants[s:s + config.block_size] for s in range(0, len(self.variants), config.block_size)]
+        self.ckpt = Path(f"{self.out}.ckpt")
+        self.key = hashlib.sha256(json.dumps({"inputs": inputs_key, "mode": mode, "config": repr(config),
+                                              "variants": int(len(self.variants)), "n": self.n,
+                                              "phenotypes": sorted(nulls)}).encode()).hexdigest()[:16]
+        self._lock = threading.Lock()
+        self.ratios = {}
+
+    # -- calibration -----------------------------------------------------------------------
+    def calibrate(self) -> None:
+        if self.mode != "fast":
+            return
+        rng = np.random.default_rng(self.config.seed)
+        pick = np.sort(rng.choice(self.variants, size=min(len(self.variants), 20 * self.config.n_calibration),
+                                  replace=False))
+        g = _impute(self.fileset.read(self.samples, pick))
+        stats = compute_stats(g.astype(np.float32, order="F"))
+        usable = np.flatnonzero(stats.mac >= 20)[: self.config.n_calibration]
+        if len(usable) < 10:
+            raise InputError("fewer than 10 variants with MAC >= 20 to calibrate the fast mode; use --mode exact")
+        for name, null in self.nulls.items():
+            ratio, cv = variance_ratio(null, g[:, usable])
+            self.ratios[name] = ratio
+            log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio, len(usable), cv)
+
+    # -- blocks -----------------------------------------------------------------------------
+    def _block_path(self, k: int) -> Path:
+        return self.ckpt / f"block_{k:06d}.npz"
+
+    def _run_block(self, k: int) -> None:
+        index = self.blocks[k]
+        with self._lock:  # one reader at a time; bed-reader decodes with its own threads
+            raw = self.fileset.read(self.samples, index)
+        stats = compute_stats(raw)
+        keep = self.filters.mask(stats) & (stats.mac >= max(self.config.min_mac, 1e-9))
+        g = _impute(raw[:, keep])
+        arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
+        observed = ~np.isnan(raw[:, keep])
+        for name, null in self.nulls.items():
+            res = score_test(null, g, mode=self.mode, ratio=self.ratios.get(name), spa=self.config.spa)
+            arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
+            arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
+            if null.family == "binomial":
+                cases = null.y > 0.5
+                for label, mask in (("cases", cases), ("controls", ~cases)):
+                    obs = observed[mask]
+                    arrays[f"{name}.n_{label}"] = obs.sum(axis=0)
+                    total = np.where(observed[mask], raw[:, keep][mask], 0.0).sum(axis=0)
+                    arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * obs.sum(axis=0), 1)
+        with atomic_path(self._block_path(k)) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    def run(self, *, show_progress: bool = True) -> dict[str, Path]:
+        self.ckpt.mkdir(parents=True, exist_ok=True)
+        manifest = self.ckpt / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text()).get("key") != self.key:
+            raise InputError(f"{self.ckpt} holds checkpoints of a different scan (other inputs or options); "
+                             "remove it or choose another --out")
+        manifest.write_text(json.dumps({"key": self.key, "blocks": len(self.blocks)}))
+        todo = [k for k in range(len(self.blocks)) if not self._block_path(k).exists()]
+        if len(todo) < len(self.blocks):
+            log.info("resuming: %d of %d blocks already done", len(self.blocks) - len(todo), len(self.blocks))
+        self.calibrate()
+        bar = progress(total=len(self.blocks), initial=len(self.blocks) - len(todo), desc="scan", unit="block",
+                       enabled=show_progress)
+        batch = max(1, 2 * self.config.threads)
+        with bar:
+            for start in range(0, len(todo), batch):
+                chunk = todo[start:start + batch]
+                dask.compute(*[dask.delayed(self._run_block)(k) for k in chunk], scheduler="threads",
+                             num_workers=self.config.threads)
+                bar.update(len(chunk))
+        paths = self._write_results()
+        shutil.rmtree(self.ckpt)
+        return paths
+
+    # -- results ----------------------------------------------------------------------------
+    def _write_results(self) -> dict[str, Path]:
+        v = self.fileset.variants
+        paths = {}
+        for name, null in self.nulls.items():
+            path = Path(f"{self.out}.{name}.tsv.gz")
+            binary = null.family == "binomial"
+            header = COLUMNS + (BINARY_COLUMNS if binary else [])
+            chisq_all = []
+            with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
+                    gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+                gz.write(("\t".join(header) + "\n").encode())
+                for k in range(len(self.blocks)):
+                    with np.load(self._block_path(k), allow_pickle=False) as b:
+                        idx, score, var = b["index"], b[f"{name}.score"], b[f"{name}.var"]
+                        log10p, spa = b[f"{name}.log10p"], b[f"{name}.spa"]
+                        extra = [b[f"{name}.{c}"] for c in ("freq_cases", "freq_controls", "n_cases", "n_controls")] \
+                            if binary else []
+                        lines = []
+                        for j in range(len(idx)):
+                            i = idx[j]
+                            chisq = score[j] ** 2 / var[j]
+                            chisq_all.append(chisq)
+                            row = [str(v.chrom[i]), str(v.pos[i]), str(v.id[i]), str(v.allele0[i]), str(v.allele1[i]),
+                                   f"{b['a1freq'][j]:.6g}", str(int(b['n'][j])), f"{b['mac'][j]:.6g}",
+                                   f"{score[j] / var[j]:.6g}", f"{1 / math.sqrt(var[j]):.6g}", f"{chisq:.6g}",
+                                   format_p(log10p[j]), f"{log10p[j]:.6g}", "SPA" if spa[j] else "SCORE"]
+                            if binary:
+                                row += [f"{extra[0][j]:.6g}", f"{extra[1][j]:.6g}", str(int(extra[2][j])),
+                                        str(int(extra[3][j]))]
+                            lines.append("\t".join(row))
+                        if lines:
+                            gz.write(("\n".join(lines) + "\n").encode())
+            paths[name] = path
+            lam = genomic_control(np.array(chisq_all))
+            log.info("phenotype %s: %d variants tested; genomic control lambda %.4f (median), %.4f (q 0.01), "
+                     "%.4f (q 0.001); written to %s", name, len(chisq_all), lam["median"], lam["q0.01"],
+                     lam["q0.001"], path)
+        return paths
+
+
+def genomic_control(chisq: np.ndarray) -> dict[str, float]:
+    """lambda_GC at the median and at the 1% and 0.1% upper quantiles of the 1-df chi-squares."""
+    from scipy import stats
+
+    chisq = chisq[np.isfinite(chisq)]
+    if not chisq.size:
+        return {"median": float("nan"), "q0.01": float("nan"), "q0.001": float("nan")}
+    out = {"median": float(np.median(chisq) / stats.chi2.ppf(0.5, 1))}
+    for q in (0.01, 0.001):
+        out[f"q{q}"] = float(np.quantile(chisq, 1 - q) / stats.chi2.ppf(1 - q, 1))
+    return out

@@ -1,0 +1,80 @@
+"""The null-model HDF5 file: one group per phenotype, the kinship's eigenvectors stored once.
+
+    /                        attrs: format="gwas_glmm.null", format_version=1, grm, provenance
+    /samples/fid, iid        the analysis samples, in the order of every vector below
+    /eigen/vectors, values   the kinship's eigendecomposition (Gaussian phenotypes use it)
+    /pheno/<name>            attrs: family, tau, phi, h2, status (JSON), covar_names (JSON)
+        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol (PQL)
+
+Written under a temporary name and renamed when complete; reading executes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .._atomic import atomic_path
+from .._validation import check_file
+from ..exceptions import InputError
+from .null import NullModel
+
+FORMAT = "gwas_glmm.null"
+_STR = h5py.string_dtype()
+_VECTORS = ("x", "y", "mu", "w", "py", "beta", "sigma_inv_x", "xsx_inv")
+
+
+def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", provenance: dict | None = None,
+               covar_names: list[str] | None = None) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(format=FORMAT, format_version=1, grm=str(grm),
+                        provenance=json.dumps(provenance or {}, default=str, sort_keys=True))
+        s = h5.create_group("samples")
+        s.create_dataset("fid", data=np.asarray([str(v) for v in fid], dtype=object), dtype=_STR)
+        s.create_dataset("iid", data=np.asarray([str(v) for v in iid], dtype=object), dtype=_STR)
+        shared = next((m for m in nulls.values() if m.eig_vectors is not None), None)
+        if shared is not None:
+            e = h5.create_group("eigen")
+            e.create_dataset("vectors", data=shared.eig_vectors)
+        group = h5.create_group("pheno")
+        for name, m in nulls.items():
+            g = group.create_group(name)
+            g.attrs.update(family=m.family, tau=m.tau, phi=m.phi, h2=m.h2,
+                           status=json.dumps(m.status, default=str), covar_names=json.dumps(covar_names or []))
+            for key in _VECTORS:
+                g.create_dataset(key, data=getattr(m, key))
+            if m.eig_vectors is not None:
+                g.create_dataset("eig_inv_d", data=m.eig_inv_d)
+            else:
+                g.create_dataset("chol", data=m.chol)
+    return path
+
+
+def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
+    """(phenotype -> NullModel, fid, iid, root attributes)."""
+    path = check_file(path, "null-model file")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        raise InputError(f"{path}: not an HDF5 file; give the file written by gwas-glmm null") from None
+    with h5:
+        if h5.attrs.get("format") != FORMAT:
+            raise InputError(f"{path}: not a gwas_glmm null-model file (written by gwas-glmm null)")
+        fid = h5["samples/fid"].asstr()[...].astype(object)
+        iid = h5["samples/iid"].asstr()[...].astype(object)
+        vectors = h5["eigen/vectors"][...] if "eigen" in h5 else None
+        nulls = {}
+        for name, g in h5["pheno"].items():
+            fields = {key: g[key][...] for key in _VECTORS}
+            a = g.attrs
+            nulls[name] = NullModel(
+                family=str(a["family"]), iid=iid, tau=float(a["tau"]), phi=float(a["phi"]),
+                eig_vectors=vectors if "eig_inv_d" in g else None,
+                eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
+                chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]), **fields)
+        attrs = {k: v for k, v in h5.attrs.items()}
+    return nulls, fid, iid, attrs

@@ -1,0 +1,104 @@
+"""The scan: equal to direct score tests, resumable with a byte-identical result, and the
+CLI pipeline simulate -> grm -> null -> scan -> plot."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+from bed_reader import open_bed
+
+from gwas_glmm import GrmConfig, PlinkFileset, compute_grm, read_covariates, read_phenotypes
+from gwas_glmm.cli import main
+from gwas_glmm.gwas import score_test
+from gwas_glmm.gwas.nullfit import fit_null_models
+from gwas_glmm.gwas.scanner import Scan, ScanConfig, format_p, genomic_control
+
+
+@pytest.fixture(scope="module")
+def setup(small_cohort):
+    fs = PlinkFileset(small_cohort.bfile)
+    kin, _ = compute_grm(fs, config=GrmConfig(missing="mean-impute"))
+    kin = kin.decompose()
+    pheno = read_phenotypes(f"{small_cohort.prefix}.pheno", ["qt"])
+    covar = read_covariates(f"{small_cohort.prefix}.covar", ["age", "sex"])
+    nulls, statuses, fid, iid, _ = fit_null_models(kin, pheno, covar, "gaussian")
+    return fs, nulls, fid, iid
+
+
+def _run(setup, out, **kw):
+    fs, nulls, fid, iid = setup
+    scan = Scan(fs, nulls, fid, iid, np.arange(fs.n_variants), str(out), ScanConfig(block_size=97, mode="exact", **kw))
+    return scan.run(show_progress=False)
+
+
+def test_scan_equals_direct_score_tests(setup, tmp_path):
+    fs, nulls, fid, iid = setup
+    path = _run(setup, tmp_path / "r")["qt"]
+    res = pd.read_csv(path, sep="\t")
+    pos = {(f, i): k for k, (f, i) in enumerate(zip(fs.samples.fid, fs.samples.iid))}
+    rows = [pos[(f, i)] for f, i in zip(fid, iid)]
+    geno = open_bed(f"{fs.bed_path}").read(dtype="float64")[rows]
+    index = {v: k for k, v in enumerate(fs.variants.id)}
+    g = geno[:, [index[v] for v in res.ID]]
+    g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
+    direct = score_test(nulls["qt"], g)
+    np.testing.assert_allclose(res.LOG10P, direct.log10p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(res.BETA, direct.beta, rtol=1e-5)
+    assert list(res.columns[:13]) == ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "MAC", "BETA",
+                                      "SE", "CHISQ", "P", "LOG10P"]
+    assert (res.MAC >= 1).all()
+
+
+def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch):
+    whole = _run(setup, tmp_path / "whole")["qt"].read_bytes()
+    calls = {"n": 0}
+    original = Scan._run_block
+
+    def dying(self, k):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise KeyboardInterrupt  # what a killed job looks like from inside
+        return original(self, k)
+
+    monkeypatch.setattr(Scan, "_run_block", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _run(setup, tmp_path / "again")
+    assert not (tmp_path / "again.qt.tsv.gz").exists()  # nothing half-written under the final name
+    done = sorted((tmp_path / "again.ckpt").glob("block_*.npz"))
+    assert 0 < len(done) < 13
+    monkeypatch.setattr(Scan, "_run_block", original)
+    resumed = _run(setup, tmp_path / "again")["qt"].read_bytes()
+    assert resumed == whole
+    assert not (tmp_path / "again.ckpt").exists()
+    assert gzip.decompress(whole).startswith(b"CHROM\tGENPOS")
+
+
+def test_format_p_and_lambda():
+    assert format_p(0.30103) == "0.5"
+    assert format_p(412.5) == "3.162e-413"
+    assert format_p(2.0) == "0.01"
+    rng = np.random.default_rng(0)
+    lam = genomic_control(rng.chisquare(1, 200_000))
+    assert abs(lam["median"] - 1) < 0.01 and abs(lam["q0.01"] - 1) < 0.03
+
+
+def test_cli_pipeline(tmp_path, small_cohort):
+    prefix = str(small_cohort.prefix)
+    grm = tmp_path / "g.grm.h5"
+    assert main(["grm", "--bfile", prefix, "--out", str(grm), "--eigen", "--no-loco", "--threads", "2"]) == 0
+    assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "qt", "--covar",
+                 f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--out", str(tmp_path / "qt")]) == 0
+    assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "bt1", "--covar",
+                 f"{prefix}.covar", "--covar-name", "age", "sex", "--family", "binomial",
+                 "--out", str(tmp_path / "bt")]) == 0
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "qt.null.h5"), "--out", str(tmp_path / "s")]) == 0
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "bt.null.h5"), "--out", str(tmp_path / "s"),
+                 "--mode", "fast"]) == 0
+    bt = pd.read_csv(tmp_path / "s.bt1.tsv.gz", sep="\t")
+    assert {"A1FREQ_CASES", "N_CASES", "TEST"} <= set(bt.columns)
+    assert main(["plot", "--results", str(tmp_path / "s.qt.tsv.gz"), "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p.manhattan.png").stat().st_size > 5000 and (tmp_path / "p.qq.png").exists()
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "x")]) == 1
