@@ -75,3 +75,14 @@ def test_errors_are_one_line_and_exit_1(tmp_path, small_cohort, capsys, argv, ex
     assert "Traceback" not in "\n".join(err)
     assert err[-1].startswith(f"gwas-glmm {argv[0]}: error:") and expected in err[-1]
     assert not (tmp_path / "o.freq.tsv").exists()
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    from gwas_glmm.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n-samples", "300", "--n-variants", "1500", "--threads", "2"]) == 0
+    for name in ("cohort.grm.h5", "cohort.qt.null.h5", "cohort.qt.tsv.gz", "cohort.qt.manhattan.png",
+                 "cohort.bt1.tsv.gz", "cohort.bt1.qq.png", "demo.log"):
+        assert (out / name).exists(), name
+    assert "demo finished" in (out / "demo.log").read_text()

@@ -86,6 +86,13 @@ def run_freq(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> None:
+    """simulate -> freq -> GRM (LOCO parts) + eigendecomposition -> null (qt, bt1) -> scan -> plots."""
+    from ..gwas.nullfit import fit_null_models
+    from ..gwas.scanner import Scan, ScanConfig
+    from ..gwas.store import save_nulls
+    from ..io.pheno import read_covariates, read_phenotypes
+    from ..plot import manhattan, qq, read_results
+
     out = Path(args.out)
     prefix = out / "cohort"
     cfg = SimulationConfig(n_samples=args.n_samples, n_variants=args.n_variants, seed=args.seed)
@@ -101,6 +108,23 @@ def run_demo(args: argparse.Namespace) -> None:
         kinship = kinship.decompose()
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
                      provenance(step="demo grm", inputs={"bed": fileset.bed_path}, started=t0))
+    covar = read_covariates(f"{prefix}.covar", ["age", "sex", "pop"])
+    written = []
+    for trait, family in (("qt", "gaussian"), ("bt1", "binomial")):
+        nulls, statuses, fid, iid, covar_names = fit_null_models(kinship, read_phenotypes(f"{prefix}.pheno", [trait]),
+                                                                 covar, family)
+        null_path = save_nulls(f"{prefix}.{trait}.null.h5", nulls, fid=fid, iid=iid, grm=str(grm_path),
+                               covar_names=covar_names, provenance={"status": statuses})
+        scan = Scan(fileset, nulls, fid, iid, np.arange(fileset.n_variants), str(prefix),
+                    ScanConfig(threads=args.threads or 2))
+        results = scan.run()[trait]
+        table = read_results(results)
+        plots = (manhattan(table, f"{prefix}.{trait}.manhattan.png", title=f"{trait} ({family})"),
+                 qq(table, f"{prefix}.{trait}.qq.png", title=trait))
+        truth = pd.read_csv(f"{prefix}.truth.tsv", sep="\t")
+        causal = set(truth.loc[truth.iloc[:, 0] == trait, "ID"]) if "ID" in truth else set()
+        hits = table[table.LOG10P > -np.log10(5e-8)]
+        written.append((trait, null_path, results, plots, len(hits), len(set(hits.ID) & causal)))
     maf = pd.Series(stats.maf)
     log.info("demo finished in %.1f s", time.perf_counter() - t0)
     for line in cohort.summary_lines():
@@ -110,6 +134,10 @@ def run_demo(args: argparse.Namespace) -> None:
              float(stats.missing_rate.mean()))
     log.info("  %s (GRM from %d variants with LOCO parts and its eigendecomposition: %s)",
              grm_path, total.n_variants, kinship.eigen.report())
+    for trait, null_path, results, plots, n_hits, n_true in written:
+        log.info("  %s (null model of %s)", null_path, trait)
+        log.info("  %s (score tests; %d variants at P < 5e-8, %d of them simulated causal)", results, n_hits, n_true)
+        log.info("  %s, %s", *plots)
     log.info("  %s (this log)", out / "demo.log")
 
 
@@ -224,5 +252,7 @@ def run_plot(args: argparse.Namespace) -> None:
     log.info("plots: %s, %s", m, q)
 
 
-RUNNERS = {"null": run_null, "scan": run_scan, "plot": run_plot, "simulate": run_simulate, "freq": run_freq, "demo": run_demo, "grm": run_grm,
-           "eigen": run_eigen, "convert-kinship": run_convert_kinship}
+RUNNERS = {
+    "simulate": run_simulate, "freq": run_freq, "grm": run_grm, "eigen": run_eigen,
+    "convert-kinship": run_convert_kinship, "null": run_null, "scan": run_scan, "plot": run_plot, "demo": run_demo,
+}
