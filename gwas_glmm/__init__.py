@@ -11,8 +11,6 @@ __version__ = "0.1.0.dev0"
 
 from .exceptions import AlignmentError, ConvergenceWarning, GwasGlmmError, InputError
 from .genotype import GenotypeBlock, VariantFilter, VariantStats, iter_blocks, variant_stats
-from .glmm import GlmmResult, GroupTerm, KnownCovTerm, fit_glmm, olre
-from .glmm.formula import glmm  # the formula front end; shadows the subpackage's attribute on purpose
 from .io import (
     AlignedSamples,
     CovariateTable,
@@ -28,6 +26,8 @@ from .io import (
 from .kinship import Eigen, GrmConfig, Kinship, compute_grm, eigendecompose, pedigree_kinship
 from .kinship.files import read_kinship, write_kinship
 from .kinship.store import add_eigen, load_kinship, save_kinship
+from .mixed import GlmmResult, GroupTerm, KnownCovTerm, fit_glmm, olre
+from .mixed.formula import glmm  # the formula front end: gwas_glmm.glmm("y ~ x + (1 | g)", data=df)
 from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
 
 __all__ = [

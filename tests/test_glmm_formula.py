@@ -9,7 +9,7 @@ from conftest import DATA
 
 import gwas_glmm as gg
 from gwas_glmm import InputError
-from gwas_glmm.glmm.formula import _parse_rhs, model_frame
+from gwas_glmm.mixed.formula import _parse_rhs, model_frame
 
 
 def test_parse_bars_offsets_and_nesting():

@@ -8,7 +8,7 @@ import pytest
 from scipy import integrate, special, stats
 
 import gwas_glmm as gg
-from gwas_glmm.glmm.marginal import predict, standardize
+from gwas_glmm.mixed.marginal import predict, standardize
 
 
 @pytest.fixture(scope="module")

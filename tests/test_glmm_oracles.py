@@ -8,9 +8,9 @@ import pytest
 from scipy import integrate, optimize, stats
 
 from gwas_glmm import AlignmentError, InputError, Kinship
-from gwas_glmm.glmm import GroupTerm, KnownCovTerm, fit_glmm, get_family, olre
-from gwas_glmm.glmm.laplace import agq_deviance, pirls
-from gwas_glmm.glmm.terms import TermSet
+from gwas_glmm.mixed import GroupTerm, KnownCovTerm, fit_glmm, get_family, olre
+from gwas_glmm.mixed.laplace import agq_deviance, pirls
+from gwas_glmm.mixed.terms import TermSet
 
 
 def _grouped(seed=0, n_groups=12, per=6):
@@ -215,8 +215,8 @@ def test_olre_and_boundary_warning():
 def test_eigenbasis_path_equals_general_path(method, rank):
     """One known covariance, one observation per level: the eigenbasis fit (used) equals the
     general PLS fit of the same model, also for a rank-deficient K."""
-    from gwas_glmm.glmm.model import _fit_lmm
-    from gwas_glmm.glmm.terms import TermSet
+    from gwas_glmm.mixed.model import _fit_lmm
+    from gwas_glmm.mixed.terms import TermSet
 
     n = 50
     rng = np.random.default_rng(7)
@@ -250,7 +250,7 @@ def _family_kinship(n, size=5):
 
 
 def test_pql_gaussian_equals_reml_with_two_known_covariances():
-    from gwas_glmm.glmm.pql import fit_pql
+    from gwas_glmm.mixed.pql import fit_pql
 
     n = 120
     rng = np.random.default_rng(11)
@@ -274,7 +274,7 @@ def test_pql_gaussian_equals_reml_with_two_known_covariances():
 def test_pql_binomial_fixed_point():
     """At convergence: the REML score of the working model is zero, beta is its GLS estimate,
     and the BLUP g solves g = tau K (y - mu) (the penalized-likelihood mode for the logit link)."""
-    from gwas_glmm.glmm.pql import _p_apply, _solve_working, fit_pql
+    from gwas_glmm.mixed.pql import _p_apply, _solve_working, fit_pql
 
     n = 200
     rng = np.random.default_rng(12)
@@ -295,7 +295,7 @@ def test_pql_binomial_fixed_point():
 def test_ai_reml_score_equals_finite_difference_gradient():
     """The analytic REML score of the AI-REML step, (y'PKPy - tr(PK)) / 2, against central
     differences of the dense REML log-likelihood in (residual variance, tau)."""
-    from gwas_glmm.glmm.pql import _p_apply, _solve_working
+    from gwas_glmm.mixed.pql import _p_apply, _solve_working
 
     n = 60
     rng = np.random.default_rng(13)

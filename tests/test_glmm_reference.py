@@ -10,8 +10,8 @@ import pytest
 from conftest import DATA
 from scipy import stats
 
-from gwas_glmm.glmm.model import fit_glmm
-from gwas_glmm.glmm.terms import GroupTerm, encode
+from gwas_glmm.mixed.model import fit_glmm
+from gwas_glmm.mixed.terms import GroupTerm, encode
 
 R = DATA / "r"
 

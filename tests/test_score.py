@@ -10,9 +10,9 @@ import pytest
 from scipy import special, stats
 
 from gwas_glmm import Kinship
-from gwas_glmm.glmm import get_family
 from gwas_glmm.gwas import fit_null, score_test, variance_ratio
 from gwas_glmm.gwas.score import spa_log10p
+from gwas_glmm.mixed import get_family
 
 
 def _cohort(n=150, seed=0):
@@ -30,10 +30,13 @@ def _response(rng, family, eta):
         return eta + rng.normal(size=eta.size)
     if family == "binomial":
         return (rng.random(eta.size) < special.expit(eta)).astype(float)
+    if family == "negbin":
+        mu = np.exp(eta)
+        return rng.negative_binomial(3.0, 3.0 / (3.0 + mu)).astype(float)
     return rng.poisson(np.exp(eta)).astype(float)
 
 
-@pytest.mark.parametrize("family", ["gaussian", "binomial", "poisson"])
+@pytest.mark.parametrize("family", ["gaussian", "binomial", "poisson", "negbin"])
 def test_exact_mode_equals_dense_oracle(family):
     rng, k, x, g, geno = _cohort(n=250, seed=1)
     eta = x @ [-0.5 if family != "gaussian" else 1.0, 0.3, 0.2] + 1.5 * g
@@ -43,6 +46,9 @@ def test_exact_mode_equals_dense_oracle(family):
     res = score_test(null, geno, spa=False)
     # oracle: working response and weights from the null's fitted means, explicit inverse of Sigma
     fam = get_family(family)
+    if family == "negbin":
+        fam.theta = null.dispersion
+        assert 0.2 < null.dispersion < 6  # theta = 3 plus the genetic overdispersion a GLM sees
     mu = null.mu
     eta_hat = fam.link.link(mu)
     w, d = fam.irls_weights(eta_hat, mu, np.ones(len(y)))

@@ -17,7 +17,7 @@ from _common import output_dir, save_table
 from scipy import special
 
 import gwas_glmm as gg
-from gwas_glmm.glmm.marginal import standardize
+from gwas_glmm.mixed.marginal import standardize
 
 
 def simulate(seed: int = 8) -> pd.DataFrame:

@@ -114,7 +114,8 @@ def _add_gwas_commands(sub) -> None:
     null.add_argument("--pheno-name", nargs="+", metavar="NAME", help="phenotype columns (default: all)")
     null.add_argument("--covar", metavar="FILE")
     null.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns (default: all)")
-    null.add_argument("--family", choices=["gaussian", "binomial", "poisson"], default="gaussian")
+    null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default="gaussian",
+                      help="negbin: NB2 with its dispersion estimated alongside (PQL)")
     _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
     null.set_defaults(runner="null")
 

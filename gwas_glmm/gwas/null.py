@@ -19,9 +19,9 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..exceptions import InputError
-from ..glmm import KnownCovTerm, fit_glmm
-from ..glmm.pql import fit_pql
 from ..kinship import Kinship
+from ..mixed import KnownCovTerm, fit_glmm
+from ..mixed.pql import fit_pql
 
 
 @dataclass
@@ -45,6 +45,7 @@ class NullModel:
     eig_inv_d: np.ndarray | None = None
     chol: np.ndarray | None = None
     status: dict = field(default_factory=dict)
+    dispersion: float | None = None  # negative binomial theta
 
     @property
     def n(self) -> int:
@@ -105,7 +106,7 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
     return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
                      wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
                      status={"method": "PQL/AI-REML", "converged": fit.converged, "iterations": fit.n_evaluations,
-                             "warnings": fit.warnings})
+                             "warnings": fit.warnings}, dispersion=fit.dispersion)
 
 
 def _fids_for(kinship: Kinship, iid) -> np.ndarray:

@@ -44,6 +44,7 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
         for name, m in nulls.items():
             g = group.create_group(name)
             g.attrs.update(family=m.family, tau=m.tau, phi=m.phi, h2=m.h2,
+                           dispersion=m.dispersion if m.dispersion is not None else float("nan"),
                            status=json.dumps(m.status, default=str), covar_names=json.dumps(covar_names or []))
             for key in _VECTORS:
                 g.create_dataset(key, data=getattr(m, key))
@@ -75,6 +76,7 @@ def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict
                 family=str(a["family"]), iid=iid, tau=float(a["tau"]), phi=float(a["phi"]),
                 eig_vectors=vectors if "eig_inv_d" in g else None,
                 eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
-                chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]), **fields)
+                chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
+                dispersion=None if np.isnan(a.get("dispersion", np.nan)) else float(a["dispersion"]), **fields)
         attrs = {k: v for k, v in h5.attrs.items()}
     return nulls, fid, iid, attrs

@@ -63,6 +63,18 @@ def _p_apply(chol, si_x, xsx_inv, m):
     return sm - si_x @ (xsx_inv @ (si_x.T @ m))
 
 
+def _nb_theta(fam, y, mu, weights) -> float:
+    """ML estimate of the NB2 dispersion given the means (1-D, on log theta)."""
+    from scipy import optimize
+
+    def negll(log_t):
+        fam.theta = float(np.exp(log_t))
+        return -float(np.sum(fam.loglik(y, mu, weights)))
+
+    res = optimize.minimize_scalar(negll, bounds=(-8.0, 12.0), method="bounded", options={"xatol": 1e-10})
+    return float(np.exp(res.x))
+
+
 def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str | None = None, *,
             weights=None, offset=None, coef_names=None, tol: float = 1e-6, max_iter: int = 100) -> GlmmResult:
     """Fit by PQL/AI-REML.  ``kinships``: list of (name, K) with K an (n, n) array in the order
@@ -81,7 +93,17 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
             raise InputError(f"known covariance {name!r} is {k.shape[0]} x {k.shape[1]}, the data have {n} rows")
     gaussian = fam.has_scale
     if fam.has_theta:
-        raise InputError("PQL is available for the Gaussian, binomial and Poisson families")
+        # negative binomial: theta by ML in the NB GLM without random effects, then held fixed.
+        # Re-estimating it from means that include the BLUPs does not work: with one observation per
+        # level the random effect has an observation-level part that absorbs the overdispersion
+        # and theta runs off to infinity (the NB + OLRE identifiability problem).
+        fam.theta = 1.0
+        for _ in range(20):
+            mu0 = fam.link.inverse(x @ glm_start(x, y, weights, offset, fam) + offset)
+            old = fam.theta
+            fam.theta = _nb_theta(fam, y, mu0, weights)
+            if abs(np.log(fam.theta / old)) < 1e-8:
+                break
     beta = glm_start(x, y, weights, offset, fam)
     eta = x @ beta + offset
     mu = fam.clip_mu(fam.link.inverse(eta))
@@ -90,6 +112,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     tau = np.full(len(mats), (resid_var / 2 if gaussian else 0.5) / len(mats))
     converged = False
     iterations = 0
+    prev_step, damping = None, 1.0
     for _ in range(max_iter):
         iterations += 1
         w_fisher, d = fam.irls_weights(eta, mu, weights)
@@ -109,6 +132,12 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
                 ai[a, b] = ai[b, a] = 0.5 * pk_py[a] @ p_kpy[b]
         current = np.concatenate([[phi], tau]) if gaussian else tau.copy()
         step = np.linalg.solve(ai, score)
+        if prev_step is not None and np.any(np.sign(step) * np.sign(prev_step) < 0):
+            damping = max(damping / 2, 1 / 64)  # the steps oscillate (weakly identified tau): damp them
+        else:
+            damping = min(1.0, damping * 1.5)
+        prev_step = step.copy()
+        step = damping * step
         new = current + step
         scale = 1.0
         while np.any(new < 0) and scale > 1e-6:  # step-halving keeps the variances non-negative
@@ -140,8 +169,9 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     result = GlmmResult(
         family=fam.name, link=fam.link.name, method="PQL", coef_names=list(coef_names or [f"x{k}" for k in range(p)]),
         beta=beta, cov_beta=xsx_inv * (1.0 if not gaussian else 1.0), theta=np.sqrt(tau), components=components,
-        loglik=float("nan"), n_params=p + len(tau) + (1 if gaussian else 0), n_obs=n,
-        sigma=float(np.sqrt(phi)) if gaussian else None, converged=converged, n_evaluations=iterations)
+        loglik=float("nan"), n_params=p + len(tau) + (1 if gaussian or fam.has_theta else 0), n_obs=n,
+        sigma=float(np.sqrt(phi)) if gaussian else None, dispersion=fam.theta if fam.has_theta else None,
+        converged=converged, n_evaluations=iterations)
     result.random_effects = {name: (np.arange(n), (t * (k @ py))[:, None]) for name, t, k in zip(names, tau, mats)}
     result.extra.update(working=working, family_object=fam, x=x, offset=offset)
     for name, t in zip(names, tau):
