@@ -181,10 +181,11 @@ class Scan:
             header = COLUMNS + (BINARY_COLUMNS if binary else [])
             chisq_all = []
             with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+                    gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=4) as gz:
                 gz.write(("\t".join(header) + "\n").encode())
                 for k in range(len(self.blocks)):
-                    with np.load(self._block_path(k), allow_pickle=False) as b:
+                    with np.load(self._block_path(k), allow_pickle=False) as npz:
+                        b = {key: npz[key] for key in npz.files}  # read each array once
                         idx, score, var = b["index"], b[f"{name}.score"], b[f"{name}.var"]
                         log10p, spa = b[f"{name}.log10p"], b[f"{name}.spa"]
                         extra = [b[f"{name}.{c}"] for c in ("freq_cases", "freq_controls", "n_cases", "n_controls")] \

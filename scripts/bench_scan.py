@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Benchmark: the association scan against plink2 --glm (linear, no random effect) and gemma -lmm,
+on the same files, one run.  Stages of our pipeline are timed separately (GRM, eigendecomposition,
+null, fast scan, exact scan); every tool runs in its own process (wall time, peak RSS).
+
+gemma's kinship is the one ``scripts/bench_grm.py`` had it compute (``-gk 1``) when present, else
+ours exported to its text format; gemma tests ``--gemma-variants`` variants (a -snps list) and
+its time per variant is reported, since a full gemma run at this size takes hours.
+
+    python scripts/bench_scan.py                 # N=10,000, M=100,000 (bench_io's cohort)
+    python scripts/bench_scan.py --n-samples 2000 --n-variants 20000 --gemma-variants 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _benchutil import measure, simulate_once, warm_page_cache, write_json  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-samples", type=int, default=10_000)
+    ap.add_argument("--n-variants", type=int, default=100_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--gemma-variants", type=int, default=5000)
+    ap.add_argument("--workdir", default="bench_out/scan")
+    ap.add_argument("--cohort-dir", default="bench_out/io")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    prefix = Path(args.cohort_dir) / f"cohort_{args.n_samples}x{args.n_variants}"
+    simulate_once(prefix, args.n_samples, args.n_variants)
+    warm_page_cache(Path(f"{prefix}.bed"))
+    gg = shutil.which("gwas-glmm") or "gwas-glmm"
+    t = str(args.threads)
+    r = {}
+    r["grm_eigen"] = measure([gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--no-loco", "--eigen",
+                              "--threads", t])
+    r["null"] = measure([gg, "null", "--grm", work / "grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
+                         "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", work / "qt.null.h5"])
+    for mode in ("fast", "exact"):
+        r[f"scan_{mode}"] = measure([gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", mode,
+                                     "--threads", t, "--out", work / f"ours_{mode}"])
+    if shutil.which("plink2"):
+        r["plink2_glm"] = measure(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
+                                   "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--glm", "hide-covar",
+                                   "--threads", t, "--out", work / "plink2"])
+    gemma_kin = Path("bench_out/grm/gemma_out/gemma.cXX.txt")
+    if shutil.which("gemma") and gemma_kin.exists() and args.n_samples == 10_000 and args.n_variants == 100_000:
+        gprefix = work / "gemma_input"
+        for ext in ("bed", "bim"):
+            target = Path(f"{gprefix}.{ext}")
+            if not target.exists():
+                target.symlink_to(Path(f"{prefix}.{ext}").resolve())
+        pheno = {}
+        for line in open(f"{prefix}.pheno"):
+            f = line.split()
+            if f[0].startswith("#"):
+                qt_col = f.index("qt")
+                continue
+            pheno[(f[0], f[1])] = f[qt_col]
+        with open(f"{prefix}.fam") as src, open(f"{gprefix}.fam", "w") as dst:
+            for line in src:
+                f = line.split()
+                value = pheno.get((f[0], f[1]), "NA")
+                dst.write(" ".join(f[:5] + [value if value != "NA" else "-9"]) + "\n")
+        ids = [line.split()[1] for line in open(f"{prefix}.bim")]
+        step = max(1, len(ids) // args.gemma_variants)
+        (work / "gemma.snps").write_text("\n".join(ids[::step][: args.gemma_variants]) + "\n")
+        r["gemma_lmm"] = measure(["gemma", "-bfile", gprefix, "-k", gemma_kin, "-lmm", "4", "-snps",
+                                  work / "gemma.snps", "-o", "gemma", "-outdir", work / "gemma_out"],
+                                 env={**os.environ, "OPENBLAS_NUM_THREADS": t})
+        r["gemma_lmm"]["variants"] = args.gemma_variants
+        log = (work / "gemma_out" / "gemma.log.txt").read_text()
+        times = dict(re.findall(r"## (time elapsed on [^=]+?)\s*=\s*([0-9.]+)", log))
+        r["gemma_lmm"]["log_times_min"] = times
+    m = args.n_variants
+    print(f"\nN = {args.n_samples}, M = {m}, 2 threads\n")
+    print(f"{'stage':<14}{'seconds':>10}{'variants/s':>12}{'peak RSS MiB':>14}")
+    for key, v in r.items():
+        nv = v.get("variants", m) if key.startswith(("scan", "plink2", "gemma")) else None
+        rate = f"{nv / v['seconds']:>12.0f}" if nv else f"{'':>12}"
+        print(f"{key:<14}{v['seconds']:>10.1f}{rate}{v['peak_rss_mb']:>14.0f}")
+    ratios = {}
+    if "plink2_glm" in r:
+        ratios["plink2_seconds_over_fast_scan"] = r["plink2_glm"]["seconds"] / r["scan_fast"]["seconds"]
+    if "gemma_lmm" in r:
+        per_variant = r["gemma_lmm"]["seconds"] / r["gemma_lmm"]["variants"]
+        ratios["gemma_seconds_per_variant"] = per_variant
+        ratios["gemma_per_variant_over_exact_per_variant"] = per_variant / (r["scan_exact"]["seconds"] / m)
+    pipeline = r["grm_eigen"]["seconds"] + r["null"]["seconds"] + r["scan_fast"]["seconds"]
+    ratios["pipeline_grm_eigen_null_fast_seconds"] = pipeline
+    print()
+    for k, v in ratios.items():
+        print(f"{k:<45}{v:10.4g}")
+    write_json(work / "bench_scan.json", {"args": vars(args), "results": r, "ratios": ratios})
+
+
+if __name__ == "__main__":
+    main()
