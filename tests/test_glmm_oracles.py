@@ -242,6 +242,8 @@ def test_eigenbasis_path_equals_general_path(method, rank):
     assert fast.components[0].covariance[0, 0] == pytest.approx(slow.components[0].covariance[0, 0], rel=1e-4)
     assert fast.sigma == pytest.approx(slow.sigma, rel=1e-4)
     np.testing.assert_allclose(fast.random_effects["id"][1], slow.random_effects["id"][1], atol=1e-4)
+    # the spherical u reproduces the BLUP through A(theta) = theta C
+    np.testing.assert_allclose(term.design(fast.theta) @ fast.u, fast.random_effects["id"][1][term.codes, 0], atol=1e-8)
 
 
 def _family_kinship(n, size=5):

@@ -139,7 +139,11 @@ def _fit_lmm_eigen(y, x, term: KnownCovTerm, reml: bool, names) -> GlmmResult:
     result.random_effects = {term.name: (term.levels, np.empty((len(term.levels), 1)))}
     result.random_effects[term.name][1][order, 0] = g_hat
     result.extra.update(terms=terms, x=x, family_object=get_family("gaussian"), eigen_path=True, delta=delta)
-    result.u = np.linalg.lstsq(term.chol[order] * theta[0], g_hat, rcond=None)[0]
+    # spherical u with g = theta * U_+ sqrt(S_+) u (U orthonormal): u = S_+^-1/2 U_+^T g / theta, O(n^2)
+    keep = term.eigen.values > 0
+    g_rows = np.empty_like(g_hat)
+    g_rows[order] = g_hat  # g in K's row order
+    result.u = (term.eigen.vectors[:, keep].T @ g_rows) / np.sqrt(term.eigen.values[keep]) / theta[0]
     _boundary_warnings(result, terms, theta)
     return result
 
