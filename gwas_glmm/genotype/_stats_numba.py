@@ -25,3 +25,24 @@ def count_alleles(dosages):
         n_obs[j] = count
         total[j] = acc
     return n_obs, total
+
+
+@jit(parallel=True)
+def mean_impute(dosages):
+    """float64 copy of a (samples, variants) block with each missing call replaced by its
+    variant's mean over the called samples (0 where every call is missing), Fortran order."""
+    n, m = dosages.shape
+    out = np.empty((m, n), dtype=np.float64).T  # Fortran order: columns contiguous
+    for j in numba.prange(m):
+        total = 0.0
+        count = 0
+        for i in range(n):
+            v = dosages[i, j]
+            if v == v:
+                total += v
+                count += 1
+        mean = total / count if count > 0 else 0.0
+        for i in range(n):
+            v = dosages[i, j]
+            out[i, j] = v if v == v else mean
+    return out

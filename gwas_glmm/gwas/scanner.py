@@ -61,9 +61,10 @@ def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
 
 
 def _impute(block: np.ndarray) -> np.ndarray:
-    g = np.asarray(block, dtype=np.float64)
-    means = np.nanmean(np.where(np.isnan(g).all(axis=0), 0.0, g), axis=0) if g.size else np.zeros(g.shape[1])
-    return np.where(np.isnan(g), means, g)
+    """Mean-imputed float64 dosages (numba, one pass per variant)."""
+    from ..genotype._stats_numba import mean_impute
+
+    return mean_impute(np.asfortranarray(block))
 
 
 def format_p(log10p: float) -> str:
