@@ -50,22 +50,37 @@ def _penalized(code, eta_fixed, v, codes, u, y, w, theta):
     return -2.0 * total + np.dot(u, u)
 
 
+@jit(parallel=True)
+def _accumulate(code, eta_fixed, v, codes, u, y, w, theta, n_levels, with_score, chunks):
+    """Per-level sums of w v^2 (curvature) and score * v, in parallel over ``chunks`` slices of the
+    data (one per thread; each has its own accumulator, summed at the end)."""
+    n = len(y)
+    g_parts = np.zeros((chunks, n_levels))
+    s_parts = np.zeros((chunks, n_levels))
+    step = (n + chunks - 1) // chunks
+    for t in numba.prange(chunks):
+        for i in range(t * step, min(n, (t + 1) * step)):
+            c = codes[i]
+            sc, wt = _score_and_weight(code, y[i], eta_fixed[i] + v[i] * u[c], w[i], theta)
+            g_parts[t, c] += wt * v[i] * v[i]
+            if with_score:
+                s_parts[t, c] += sc * v[i]
+    g = np.zeros(n_levels)
+    s = np.zeros(n_levels)
+    for t in range(chunks):
+        g += g_parts[t]
+        s += s_parts[t]
+    return g, s
+
+
 @jit
-def pirls_scalar(code, eta_fixed, v, codes, n_levels, y, w, theta, u0, tol, max_iter):
+def pirls_scalar(code, eta_fixed, v, codes, n_levels, y, w, theta, u0, tol, max_iter, chunks):
     """Returns (penalized deviance without constants, u at the mode, log|M|, converged)."""
     u = u0.copy()
     old = _penalized(code, eta_fixed, v, codes, u, y, w, theta)
-    g = np.zeros(n_levels)
-    s = np.zeros(n_levels)
     converged = False
     for _ in range(max_iter):
-        g[:] = 0.0
-        s[:] = 0.0
-        for i in range(len(y)):
-            c = codes[i]
-            sc, wt = _score_and_weight(code, y[i], eta_fixed[i] + v[i] * u[c], w[i], theta)
-            s[c] += sc * v[i]
-            g[c] += wt * v[i] * v[i]
+        g, s = _accumulate(code, eta_fixed, v, codes, u, y, w, theta, n_levels, True, chunks)
         step = np.empty(n_levels)
         for c in range(n_levels):
             step[c] = (s[c] - u[c]) / (1.0 + g[c])
@@ -88,11 +103,7 @@ def pirls_scalar(code, eta_fixed, v, codes, n_levels, y, w, theta, u0, tol, max_
         if change < tol * (abs(new) + 1.0):
             converged = True
             break
-    g[:] = 0.0
-    for i in range(len(y)):
-        c = codes[i]
-        sc, wt = _score_and_weight(code, y[i], eta_fixed[i] + v[i] * u[c], w[i], theta)
-        g[c] += wt * v[i] * v[i]
+    g, s = _accumulate(code, eta_fixed, v, codes, u, y, w, theta, n_levels, False, chunks)
     logdet = 0.0
     for c in range(n_levels):
         logdet += math.log(1.0 + g[c])

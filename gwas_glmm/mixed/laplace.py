@@ -136,10 +136,13 @@ def fast_path_code(terms, family: Family) -> int | None:
 def pirls_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0, constant: float,
                tol=1e-12, max_iter=100):
     """The Laplace deviance and mode from the fused kernel (same value as :func:`pirls`)."""
+    import numba
+
     from ._pirls_numba import pirls_scalar
 
     v = term.x[:, 0] * float(theta[0])
     nb = float(getattr(family, "theta", 1.0))
     pen, u, logdet, ok = pirls_scalar(code, np.ascontiguousarray(eta_fixed, dtype=np.float64), v, term.codes,
-                                      len(term.levels), y, weights, nb, np.asarray(u0, dtype=np.float64), tol, max_iter)
+                                      len(term.levels), y, weights, nb, np.asarray(u0, dtype=np.float64), tol, max_iter,
+                                      numba.get_num_threads())
     return pen - 2.0 * constant + logdet, u, ok
