@@ -81,22 +81,15 @@ def _re_contribution(fit: GlmmResult, data) -> np.ndarray:
     if data is None:
         return np.asarray(terms.design(fit.theta) @ fit.u)
     out = np.zeros(len(data))
-    frame = fit.extra["frame"]
     for term in terms.terms:
+        if term.p != 1 or list(term.coef_names) != ["(Intercept)"]:
+            raise InputError("predictions with random slopes for new data are not supported yet")
         levels, effects = fit.random_effects[term.name]
         lookup = {str(v): k for k, v in enumerate(levels)}
         cols = term.name.split(":")
         keys = data[cols].astype(str).agg(":".join, axis=1) if len(cols) > 1 else data[cols[0]].astype(str)
         idx = np.array([lookup.get(k, -1) for k in keys])
-        from .formula import _columns
-
-        xr = (np.asarray(_columns(data, "1", "an intercept"), dtype=float) if getattr(term, "p", 1) == 1
-              and term.coef_names == ["(Intercept)"] else None)
-        if xr is None:
-            raise InputError("predictions with random slopes for new data are not supported yet")
-        eff = np.where(idx >= 0, effects[np.maximum(idx, 0), 0], 0.0)
-        out += eff
-    del frame
+        out += np.where(idx >= 0, effects[np.maximum(idx, 0), 0], 0.0)  # unseen levels: 0
     return out
 
 

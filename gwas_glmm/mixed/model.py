@@ -236,12 +236,11 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     res = optimize_theta(objective, start, lower, method="COBYQA")
     params = res.x.copy()
     params[:nt] = np.maximum(params[:nt], terms.lower())
-    dev = objective(params)
+    hess = numerical_hessian(objective, params)
+    dev = objective(params)  # after the Hessian's probes, so the state is left at the optimum
     theta, beta = unpack(params)
-    hess = numerical_hessian(objective, params, lower)
     cov_all = 2.0 * np.linalg.pinv(hess)
     cov = cov_all[nt:nt + p, nt:nt + p]
-    objective(params)  # leave the state at the optimum after the Hessian's probes
     state_u = state["u"]
     final = run_pirls(theta, eta_fixed=offset + x @ beta)
     result = GlmmResult(
@@ -258,8 +257,8 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     return result
 
 
-def numerical_hessian(fun, x0, lower, rel: float = 1e-4):
-    """Central-difference Hessian; one-sided in a coordinate that sits on its lower bound."""
+def numerical_hessian(fun, x0, rel: float = 1e-4):
+    """Central-difference Hessian with steps rel * max(|x|, 1)."""
     x0 = np.asarray(x0, dtype=float)
     k = len(x0)
     h = rel * np.maximum(np.abs(x0), 1.0)  # not smaller: the objective is exact only to ~1e-9
