@@ -70,10 +70,15 @@ class EigenLmm:
     """
 
     def __init__(self, y, x, eigen, order):
-        u = eigen.vectors[order]  # rows in observation order
+        # ``order`` is a permutation (observation i is K's row order[i]): put y and X in K's row
+        # order rather than copying the n x n eigenvectors into observation order
+        y_rows = np.empty(len(y))
+        y_rows[order] = y
+        x_rows = np.empty(x.shape)
+        x_rows[order] = x
         self.s = np.asarray(eigen.values, dtype=float)
-        self.yt = u.T @ y
-        self.xt = u.T @ x
+        self.yt = eigen.vectors.T @ y_rows
+        self.xt = eigen.vectors.T @ x_rows
         self.n, self.p = x.shape
 
     def solve(self, log_delta: float, reml: bool):

@@ -132,18 +132,14 @@ def _fit_lmm_eigen(y, x, term: KnownCovTerm, reml: bool, names) -> GlmmResult:
         family="gaussian", link="identity", method="REML" if reml else "ML", coef_names=names, beta=beta,
         cov_beta=cov, theta=theta, components=_components(terms, theta, sigma2), loglik=-dev / 2,
         n_params=p + 2, n_obs=n, sigma=float(np.sqrt(sigma2)), n_evaluations=0)
-    # conditional modes of g in observation order: s_g K V^-1 r, in the eigenbasis
-    u_vec = term.eigen.vectors[order]
+    # conditional modes of g, one per level (K's row order): s_g K V^-1 r, in the eigenbasis
     r_t = model.yt - model.xt @ beta
-    g_hat = u_vec @ (model.s / (model.s + delta) * r_t)
-    result.random_effects = {term.name: (term.levels, np.empty((len(term.levels), 1)))}
-    result.random_effects[term.name][1][order, 0] = g_hat
+    g_rows = term.eigen.vectors @ (model.s / (model.s + delta) * r_t)
+    result.random_effects = {term.name: (term.levels, g_rows[:, None])}
     result.extra.update(terms=terms, x=x, family_object=get_family("gaussian"), eigen_path=True, delta=delta)
     # spherical u with g = theta * U_+ sqrt(S_+) u (U orthonormal): u = S_+^-1/2 U_+^T g / theta, O(n^2)
-    keep = term.eigen.values > 0
-    g_rows = np.empty_like(g_hat)
-    g_rows[order] = g_hat  # g in K's row order
-    result.u = (term.eigen.vectors[:, keep].T @ g_rows) / np.sqrt(term.eigen.values[keep]) / theta[0]
+    k = term.first_positive
+    result.u = (term.eigen.vectors[:, k:].T @ g_rows) / np.sqrt(model.s[k:]) / theta[0]
     _boundary_warnings(result, terms, theta)
     return result
 

@@ -14,6 +14,7 @@ random effects are ``b = Lambda(theta) u`` with spherical ``u`` (lme4's formulat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -104,9 +105,8 @@ class KnownCovTerm:
     name: str
     codes: np.ndarray  # (n,) row of K for each observation
     levels: np.ndarray  # IDs of K's rows
-    chol: np.ndarray  # (L, r) with K = chol @ chol.T
+    eigen: object  # the Kinship's Eigen: values ascending, clipped at 0, all eigenvectors
     coef_names: list[str] = field(default_factory=lambda: ["(Intercept)"])
-    eigen: object = None  # the Kinship's Eigen (all eigenvectors), for the eigenbasis LMM path
 
     p = 1
     correlated = False
@@ -121,9 +121,20 @@ class KnownCovTerm:
             bad = [str(i) for i, c in zip(ids, codes) if c < 0]
             raise AlignmentError(f"{len(bad)} values of {name!r} have no row in the known covariance matrix, "
                                  f"first {bad[0]!r}; its IDs must cover every level")
-        e = kin.eigen
-        keep = e.values > 0
-        return cls(name, codes, np.asarray(kin.iid), e.vectors[:, keep] * np.sqrt(e.values[keep]), eigen=e)
+        return cls(name, codes, np.asarray(kin.iid), kin.eigen)
+
+    @property
+    def first_positive(self) -> int:
+        """Index of the first positive eigenvalue: values are ascending and clipped at 0, so the
+        positive ones are the columns from here on."""
+        return len(self.eigen.values) - int(np.count_nonzero(self.eigen.values > 0))
+
+    @cached_property
+    def chol(self) -> np.ndarray:
+        """(L, r) with K = chol @ chol.T (U_+ sqrt(S_+)); built only by the paths that need it, so
+        the eigenbasis LMM never allocates this second n x r matrix."""
+        k = self.first_positive
+        return self.eigen.vectors[:, k:] * np.sqrt(self.eigen.values[k:])
 
     @property
     def one_per_level(self) -> bool:
@@ -132,7 +143,7 @@ class KnownCovTerm:
 
     @property
     def q(self) -> int:
-        return self.chol.shape[1]
+        return len(self.eigen.values) - self.first_positive
 
     n_theta = 1
 
