@@ -101,8 +101,7 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
     matrix = kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float)
     fit = fit_pql(y, x, [("grm", matrix)], family=family, tol=tol)
     wm = fit.extra["working"]
-    sigma = np.diag(wm.phi / wm.w) + wm.tau[0] * matrix
-    chol = sla.cholesky(sigma, lower=True, check_finite=False)
+    chol = np.tril(wm.sigma_chol)  # the fit's own factor of Sigma, upper triangle cleared for storage
     return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
                      wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
                      status={"method": "PQL/AI-REML", "converged": fit.converged, "iterations": fit.n_evaluations,

@@ -41,6 +41,7 @@ class WorkingModel:
     py: np.ndarray  # P y~
     tau: np.ndarray
     phi: float
+    sigma_chol: np.ndarray  # lower Cholesky factor of Sigma (only its lower triangle is meaningful)
 
 
 def _solve_working(y_work, x, w, phi, tau, mats):
@@ -164,7 +165,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     w = w_fisher if not gaussian else weights
     y_work = eta - offset + (y - mu) / d
     chol, si_x, xsx_inv, beta, py = _solve_working(y_work, x, w, phi, tau, mats)
-    working = WorkingModel(eta, mu, w, y_work, si_x, xsx_inv, py, tau, phi)
+    working = WorkingModel(eta, mu, w, y_work, si_x, xsx_inv, py, tau, phi, chol[0])
     components = [VarianceComponent(name, ["(Intercept)"], np.array([[t]])) for name, t in zip(names, tau)]
     result = GlmmResult(
         family=fam.name, link=fam.link.name, method="PQL", coef_names=list(coef_names or [f"x{k}" for k in range(p)]),
