@@ -144,6 +144,11 @@ class _Accumulator:
         self.part = GrmPart.empty(n, config.dtype, self.gcta) if config.loco else None
         self.calls = self.pending = 0
         self.syrk = blas.dsyrk if self.double else blas.ssyrk
+        self.used: list[np.ndarray] = []  # .bim positions of the current part's blocks
+
+    def _take_used(self) -> np.ndarray:
+        used, self.used = self.used, []
+        return np.concatenate(used) if used else np.zeros(0, np.int64)
 
     def add_block(self, block) -> None:
         from ._grm_numba import count_missing_pairs, standardize_inplace
@@ -164,7 +169,7 @@ class _Accumulator:
         self.pending += len(block)
         target = self.part if self.part is not None else self.total
         target.n_variants += len(block)
-        target.variant_index = np.concatenate([target.variant_index, block.variant_index])
+        self.used.append(block.variant_index)
         if self.calls >= self.FLUSH_CALLS or self.pending >= self.FLUSH_VARIANTS:
             self.flush()
 
@@ -184,6 +189,7 @@ class _Accumulator:
         (in double precision) the sums to the total."""
         self.flush()
         part = self.part
+        part.variant_index = self._take_used()
         symmetrize_upper(part.total)
         if part.pair_missing is not None:
             symmetrize_upper(part.pair_missing)
@@ -200,6 +206,8 @@ class _Accumulator:
     def finish(self) -> GrmPart:
         """The total (upper triangles; LOCO parts came in symmetric, which does no harm)."""
         self.flush()
+        if self.part is None:
+            self.total.variant_index = self._take_used()
         return self.total
 
 

@@ -7,7 +7,7 @@ Layout (``format = "gwas_glmm.kinship"``, ``format_version = 1``)::
     /samples/fid, /samples/iid          (n,) UTF-8 strings, row order of every matrix
     /matrix                             (n, n) float32 or float64, symmetric
     /counts/sample_missing              (n,) int64   ("gcta" missing mode only)
-    /counts/pair_missing                (n, n) int32 calls missing in both samples (gzip)
+    /counts/pair_missing                (n, n) calls missing in both samples (uint8/16 or int32, LZF)
     /variants/id, /variants/chrom       the variants the GRM was built from
     /loco/<chrom>/sum                   (n, n) unnormalised sum of that chromosome's terms
     /loco/<chrom>/sample_missing, pair_missing, attrs n_variants
