@@ -131,9 +131,10 @@ class Scan:
             raw = self.fileset.read(self.samples, index)
         stats = compute_stats(raw)
         keep = self.filters.mask(stats) & (stats.mac >= max(self.config.min_mac, 1e-9))
-        g = _impute(raw[:, keep])
+        kept = raw[:, keep]
+        g = _impute(kept)
         arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
-        observed = ~np.isnan(raw[:, keep])
+        observed = ~np.isnan(kept)
         for name, null in self.nulls.items():
             res = score_test(null, g, mode=self.mode, ratio=self.ratios.get(name), spa=self.config.spa)
             arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
@@ -143,7 +144,7 @@ class Scan:
                 for label, mask in (("cases", cases), ("controls", ~cases)):
                     obs = observed[mask]
                     arrays[f"{name}.n_{label}"] = obs.sum(axis=0)
-                    total = np.where(observed[mask], raw[:, keep][mask], 0.0).sum(axis=0)
+                    total = np.where(obs, kept[mask], 0.0).sum(axis=0)
                     arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * obs.sum(axis=0), 1)
         with atomic_path(self._block_path(k)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
