@@ -28,10 +28,10 @@ def setup(small_cohort):
     return fs, nulls, fid, iid
 
 
-def _run(setup, out, **kw):
+def _run(setup, out, client=None, **kw):
     fs, nulls, fid, iid = setup
     scan = Scan(fs, nulls, fid, iid, np.arange(fs.n_variants), str(out), ScanConfig(block_size=97, mode="exact", **kw))
-    return scan.run(show_progress=False)
+    return scan.run(show_progress=False, client=client)
 
 
 def test_scan_equals_direct_score_tests(setup, tmp_path):
@@ -55,25 +55,63 @@ def test_scan_equals_direct_score_tests(setup, tmp_path):
 def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch):
     whole = _run(setup, tmp_path / "whole")["qt"].read_bytes()
     calls = {"n": 0}
-    original = Scan._run_block
+    original = Scan._save_block
 
-    def dying(self, k):
+    def dying(self, k, arrays):
         calls["n"] += 1
         if calls["n"] > 5:
             raise KeyboardInterrupt  # what a killed job looks like from inside
-        return original(self, k)
+        return original(self, k, arrays)
 
-    monkeypatch.setattr(Scan, "_run_block", dying)
+    monkeypatch.setattr(Scan, "_save_block", dying)
     with pytest.raises(KeyboardInterrupt):
         _run(setup, tmp_path / "again")
     assert not (tmp_path / "again.qt.tsv.gz").exists()  # nothing half-written under the final name
     done = sorted((tmp_path / "again.ckpt").glob("block_*.npz"))
     assert 0 < len(done) < 13
-    monkeypatch.setattr(Scan, "_run_block", original)
+    monkeypatch.setattr(Scan, "_save_block", original)
     resumed = _run(setup, tmp_path / "again")["qt"].read_bytes()
     assert resumed == whole
     assert not (tmp_path / "again.ckpt").exists()
     assert gzip.decompress(whole).startswith(b"CHROM\tGENPOS")
+
+
+def test_scan_on_a_local_cluster_of_two_processes_equals_the_local_scan(setup, tmp_path):
+    """Issue 6: the same blocks on a dask.distributed LocalCluster (2 worker processes), the null
+    model sent once, checkpoints written by the driver: a byte-identical results file."""
+    from distributed import Client, LocalCluster
+
+    local = _run(setup, tmp_path / "local")["qt"].read_bytes()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(tmp_path / "dask")) as cluster, Client(cluster) as client:
+        remote = _run(setup, tmp_path / "remote", client=client)["qt"].read_bytes()
+        assert len(client.scheduler_info()["workers"]) == 2
+    assert remote == local
+
+
+def test_cli_scan_on_a_scheduler_and_a_slurm_dry_run(tmp_path, small_cohort):
+    from distributed import LocalCluster
+
+    prefix = str(small_cohort.prefix)
+    grm = tmp_path / "g.grm.h5"
+    assert main(["grm", "--bfile", prefix, "--out", str(grm), "--eigen", "--no-loco"]) == 0
+    assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "qt", "--out",
+                 str(tmp_path / "qt")]) == 0
+    base = ["scan", "--bfile", prefix, "--null", str(tmp_path / "qt.null.h5"), "--block-size", "300"]
+    assert main(base + ["--out", str(tmp_path / "here")]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(tmp_path / "dask")) as cluster:
+        assert main(base + ["--out", str(tmp_path / "there"), "--scheduler", cluster.scheduler_address]) == 0
+    assert (tmp_path / "there.qt.tsv.gz").read_bytes() == (tmp_path / "here.qt.tsv.gz").read_bytes()
+    assert main(base + ["--out", str(tmp_path / "slurm"), "--cluster", "slurm", "--cluster-queue", "short",
+                        "--cluster-memory", "8GB", "--dry-run"]) == 0
+    text = (tmp_path / "slurm.log").read_text()
+    assert "#SBATCH -p short" in text and "#SBATCH --mem=8G" in text and "peak memory" in text
+    assert not (tmp_path / "slurm.qt.tsv.gz").exists()
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert main(base + ["--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:1"]) == 1
 
 
 def test_format_p_and_lambda():

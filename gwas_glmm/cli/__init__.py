@@ -16,7 +16,7 @@ def _log_path(args) -> Path | None:
     if args.runner == "demo":
         return Path(args.out) / "demo.log"
     out = args.grm if args.runner == "eigen" else args.out
-    for suffix in (".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz", ".rel"):
+    for suffix in (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz", ".rel"):
         if out.endswith(suffix):
             return Path(out[: -len(suffix)] + ".log")
     return Path(f"{out}.log")

@@ -33,6 +33,11 @@ def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: 
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")
 
 
+def _add_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the memory, disk and time this run would need for these inputs, and stop")
+
+
 def _add_simulation(p: argparse.ArgumentParser) -> None:
     d = SimulationConfig()
     g = p.add_argument_group("cohort")
@@ -77,6 +82,7 @@ def _add_kinship_commands(sub) -> None:
     g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
     g.add_argument("--thin", type=float, default=None, metavar="P", help="use each variant with probability P")
     g.add_argument("--seed", type=int, default=1, help="seed for --thin/--thin-count")
+    _add_dry_run(grm)
     grm.set_defaults(runner="grm")
 
     eig = sub.add_parser("eigen", help="store the eigendecomposition of a kinship file, once",
@@ -117,6 +123,7 @@ def _add_gwas_commands(sub) -> None:
     null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default="gaussian",
                       help="negbin: NB2 with its dispersion estimated alongside (PQL)")
     _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
+    _add_dry_run(null)
     null.set_defaults(runner="null")
 
     scan = sub.add_parser("scan", help="score-test every variant against a fitted null model",
@@ -129,14 +136,46 @@ def _add_gwas_commands(sub) -> None:
                       help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
                       "ratio from random variants (n per variant); auto: exact up to 5,000 samples")
     scan.add_argument("--no-spa", action="store_true", help="no saddlepoint approximation for binary traits")
+    scan.add_argument("--chunk", metavar="K/N", help="scan only the K-th of N equal, contiguous ranges of the "
+                      "selected variants (1-based), e.g. to scatter a workflow; merge with gwas-glmm merge")
     _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")
     _add_variant_filters(scan)
+    d = scan.add_argument_group("distributed (dask)")
+    d.add_argument("--scheduler", metavar="ADDRESS", help="run the blocks on this dask.distributed scheduler "
+                   "(tcp://host:8786, or a scheduler JSON file)")
+    d.add_argument("--cluster", choices=["slurm", "pbs", "sge"],
+                   help="start dask workers as batch jobs through dask-jobqueue (pip install 'gwas_glmm[cluster]')")
+    d.add_argument("--cluster-jobs", type=int, default=4, metavar="N", help="batch jobs, one dask worker each")
+    d.add_argument("--cluster-cores", type=int, default=4, metavar="N", help="cores per job (worker threads)")
+    d.add_argument("--cluster-memory", default="16GB", metavar="MEM",
+                   help="memory per job; --dry-run prints what the scan needs")
+    d.add_argument("--cluster-walltime", default="04:00:00", metavar="HH:MM:SS")
+    d.add_argument("--cluster-queue", metavar="NAME", help="partition (SLURM) or queue (PBS/SGE)")
+    d.add_argument("--cluster-account", metavar="NAME", help="account / project to charge")
+    _add_dry_run(scan)
     scan.set_defaults(runner="scan")
 
     plot = sub.add_parser("plot", help="Manhattan and QQ plots (PNG) of a results file")
     plot.add_argument("--results", required=True, metavar="FILE.tsv.gz")
     _add_common(plot, "output prefix: PREFIX.manhattan.png, PREFIX.qq.png")
     plot.set_defaults(runner="plot")
+
+    merge = sub.add_parser("merge", help="join the results files of a scattered scan into one",
+                           description="Concatenate results files of one phenotype (e.g. one per chromosome or "
+                           "--chunk), in genome order, into one file; logs the genomic-control lambda.")
+    merge.add_argument("--results", required=True, nargs="+", metavar="FILE.tsv.gz")
+    merge.add_argument("--out", required=True, metavar="FILE.tsv.gz", help="merged results file")
+    merge.add_argument("-v", "--verbose", action="store_true")
+    merge.add_argument("--threads", type=int, default=None, metavar="N", help=argparse.SUPPRESS)
+    merge.set_defaults(runner="merge")
+
+    report = sub.add_parser("report", help="summary report of a results file: lambda, top hits, plots",
+                            description="Write PREFIX.manhattan.png, PREFIX.qq.png and PREFIX.report.md "
+                            "(variants tested, genomic-control lambda, the top variants).")
+    report.add_argument("--results", required=True, metavar="FILE.tsv.gz")
+    report.add_argument("--top", type=int, default=20, metavar="K", help="top variants listed (default 20)")
+    _add_common(report, "output prefix")
+    report.set_defaults(runner="report")
 
 
 def get_parser() -> argparse.ArgumentParser:

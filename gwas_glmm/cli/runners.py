@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -13,8 +14,7 @@ from .._progress import get_logger
 from ..exceptions import InputError
 from ..genotype import VariantFilter, variant_stats
 from ..genotype.stats import freq_table
-from ..io.pheno import read_sample_list
-from ..io.plink import PlinkFileset, read_fam, read_id_list, select_variants
+from ..io.plink import PlinkFileset, read_fam
 from ..io.tables import write_tsv
 from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
 from ..kinship.files import read_kinship, write_kinship
@@ -22,6 +22,8 @@ from ..kinship.grm import grm_memory_bytes
 from ..kinship.store import KinshipWriter, add_eigen
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
+from .common import selection
+from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
 
@@ -52,28 +54,8 @@ def run_simulate(args: argparse.Namespace) -> None:
     log.info("  %s.log", args.out)
 
 
-def _keep_samples(fileset: PlinkFileset, path: str | None):
-    if path is None:
-        return None
-    index = read_sample_list(path, fileset.samples)
-    log.info("--keep: %d of %d samples kept", len(index), fileset.n_samples)
-    return index
-
-
-def _selection(args: argparse.Namespace):
-    """(fileset, variant positions, sample positions or None) from the shared selection flags."""
-    fileset = PlinkFileset(args.bfile, num_threads=args.threads)
-    log.info("%s", fileset)
-    variants = select_variants(
-        fileset.variants, chrom=args.chr,
-        include=read_id_list(args.extract) if args.extract else None,
-        exclude=read_id_list(args.exclude) if args.exclude else None,
-    )
-    return fileset, variants, _keep_samples(fileset, args.keep)
-
-
 def run_freq(args: argparse.Namespace) -> None:
-    fileset, variants, samples = _selection(args)
+    fileset, variants, samples = selection(args)
     filters = VariantFilter(min_maf=args.maf, min_mac=args.mac, max_missing=args.geno)
     t0 = time.perf_counter()
     index, stats = variant_stats(fileset, samples=samples, variants=variants, block_size=args.block_size,
@@ -147,7 +129,7 @@ def _grm_path(out: str) -> Path:
 
 def run_grm(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    fileset, variants, samples = _selection(args)
+    fileset, variants, samples = selection(args)
     if args.thin_count is not None or args.thin is not None:
         before = len(variants)
         variants = thin_variants(variants, count=args.thin_count, fraction=args.thin, seed=args.seed)
@@ -156,6 +138,15 @@ def run_grm(args: argparse.Namespace) -> None:
                        double=args.double, block_size=args.block_size, loco=args.loco)
     out = _grm_path(args.out)
     n = fileset.n_samples if samples is None else len(samples)
+    if args.dry_run:
+        from .. import sizing
+        from .gwas_runners import print_estimate
+
+        print_estimate(sizing.estimate_grm(
+            n, len(variants), block=config.block_size, double=config.double, loco=config.loco,
+            gcta=config.missing == "gcta", eigen=args.eigen, speed=sizing.MachineSpeed.measure(),
+            threads=args.threads or (os.cpu_count() or 1), base=sizing.process_rss()))
+        return
     log.info("GRM of %d samples over %d candidate variants: %s missing mode, %s precision, LOCO %s; "
              "about %.0f MiB of RAM", n, len(variants), config.missing,
              "double" if config.double else "single", "on" if config.loco else "off", grm_memory_bytes(n, config) / 2**20)
@@ -195,64 +186,7 @@ def run_convert_kinship(args: argparse.Namespace) -> None:
     log.info("written: %s", ", ".join(str(p) for p in paths))
 
 
-def run_null(args: argparse.Namespace) -> None:
-    from ..gwas.nullfit import fit_null_models
-    from ..gwas.store import save_nulls
-    from ..io.pheno import read_covariates, read_phenotypes
-    from ..kinship.store import load_kinship
-
-    started = time.perf_counter()
-    out = Path(args.out if args.out.endswith((".h5", ".hdf5")) else f"{args.out}.null.h5")
-    kin = load_kinship(args.grm)
-    log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
-             "stored (reused)" if kin.eigen is not None else "not stored")
-    pheno = read_phenotypes(args.pheno, args.pheno_name)
-    covar = read_covariates(args.covar, args.covar_name) if args.covar else None
-    nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family)
-    if not nulls:
-        raise InputError("no phenotype could be fitted; see the errors above")
-    params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
-    save_nulls(out, nulls, fid=fid, iid=iid, grm=args.grm, covar_names=covar_names,
-               provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
-                                        parameters=params, started=started), "status": statuses})
-    log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
-             time.perf_counter() - started)
-
-
-def run_scan(args: argparse.Namespace) -> None:
-    from ..gwas.scanner import Scan, ScanConfig
-    from ..gwas.store import load_nulls
-
-    started = time.perf_counter()
-    nulls, fid, iid, attrs = load_nulls(args.null)
-    fileset, variants, samples = _selection(args)
-    if samples is not None:
-        log.info("--keep ignored by scan: the samples are those of the null model")
-    config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
-                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2)
-    bed = fileset.bed_path.stat()
-    key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
-    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key)
-    log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
-             len(scan.blocks), len(nulls), scan.n, scan.mode)
-    paths = scan.run()
-    elapsed = time.perf_counter() - started
-    log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
-    for name, path in paths.items():
-        log.info("  %s: %s", name, path)
-
-
-def run_plot(args: argparse.Namespace) -> None:
-    from ..plot import manhattan, qq, read_results
-
-    results = read_results(args.results)
-    title = Path(args.results).name
-    m = manhattan(results, f"{args.out}.manhattan.png", title=title)
-    q = qq(results, f"{args.out}.qq.png", title=title)
-    log.info("plots: %s, %s", m, q)
-
-
 RUNNERS = {
     "simulate": run_simulate, "freq": run_freq, "grm": run_grm, "eigen": run_eigen,
-    "convert-kinship": run_convert_kinship, "null": run_null, "scan": run_scan, "plot": run_plot, "demo": run_demo,
+    "convert-kinship": run_convert_kinship, "demo": run_demo, **GWAS_RUNNERS,
 }

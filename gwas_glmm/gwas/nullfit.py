@@ -15,10 +15,11 @@ from .null import fit_null
 log = get_logger("null")
 
 
-def kinship_samples(kin: Kinship) -> SampleTable:
-    n = len(kin.iid)
+def kinship_samples(fid, iid) -> SampleTable:
+    """The kinship's samples as a .fam-like table (the order alignment keeps)."""
+    n = len(iid)
     zeros = np.array(["0"] * n, dtype=object)
-    return SampleTable(np.asarray(kin.fid, dtype=object), np.asarray(kin.iid, dtype=object), zeros, zeros.copy(),
+    return SampleTable(np.asarray(fid, dtype=object), np.asarray(iid, dtype=object), zeros, zeros.copy(),
                        np.zeros(n, dtype=np.int64))
 
 
@@ -29,7 +30,7 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None):
     phenotype and covariate observed (one sample set, so the kinship is aligned and, if it must
     be, decomposed once for all phenotypes).  A phenotype whose fit fails is reported and skipped.
     """
-    aligned = align_samples(kinship_samples(kin), pheno, covar)
+    aligned = align_samples(kinship_samples(kin.fid, kin.iid), pheno, covar)
     complete = ~np.isnan(aligned.y).any(axis=1)
     if not complete.all():
         log.info("%d samples miss some of the phenotypes and are dropped so all share one sample set",

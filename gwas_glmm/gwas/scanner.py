@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import shutil
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import dask
@@ -78,6 +80,54 @@ def format_p(log10p: float) -> str:
     return f"{mantissa:.4g}e{exponent:+03d}" if exponent < -4 else f"{10 ** -log10p:.4g}"
 
 
+@dataclass(frozen=True)
+class BlockTask:
+    """One block of variants to test: everything a worker needs besides the null models."""
+
+    bfile: str
+    samples: np.ndarray  # positions of the analysis samples in the .fam
+    index: np.ndarray  # positions of the block's variants in the .bim
+    mode: str
+    filters: VariantFilter
+    min_mac: float
+    spa: bool
+    ratios: dict
+    num_threads: int | None = None
+
+
+_READ_LOCK = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _fileset(bfile: str, num_threads: int | None) -> PlinkFileset:
+    """The fileset opened once per process (a worker reads the .bed itself: nothing large is sent)."""
+    return PlinkFileset(bfile, num_threads=num_threads)
+
+
+def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.ndarray]:
+    """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint."""
+    with _READ_LOCK:  # one reader at a time per process; bed-reader decodes with its own threads
+        raw = _fileset(task.bfile, task.num_threads).read(task.samples, task.index)
+    stats = compute_stats(raw)
+    keep = task.filters.mask(stats) & (stats.mac >= max(task.min_mac, 1e-9))
+    kept = raw[:, keep]
+    g = _impute(kept)
+    arrays = {"index": task.index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
+    observed = ~np.isnan(kept)
+    for name, null in nulls.items():
+        res = score_test(null, g, mode=task.mode, ratio=task.ratios.get(name), spa=task.spa)
+        arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
+        arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
+        if null.family == "binomial":
+            cases = null.y > 0.5
+            for label, mask in (("cases", cases), ("controls", ~cases)):
+                obs = observed[mask]
+                arrays[f"{name}.n_{label}"] = obs.sum(axis=0)
+                total = np.where(obs, kept[mask], 0.0).sum(axis=0)
+                arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * obs.sum(axis=0), 1)
+    return arrays
+
+
 class Scan:
     """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel, same samples)."""
 
@@ -101,7 +151,6 @@ class Scan:
         self.key = hashlib.sha256(json.dumps({"inputs": inputs_key, "mode": mode, "config": repr(config),
                                               "variants": int(len(self.variants)), "n": self.n,
                                               "phenotypes": sorted(nulls)}).encode()).hexdigest()[:16]
-        self._lock = threading.Lock()
         self.ratios = {}
 
     # -- calibration -----------------------------------------------------------------------
@@ -125,31 +174,19 @@ class Scan:
     def _block_path(self, k: int) -> Path:
         return self.ckpt / f"block_{k:06d}.npz"
 
-    def _run_block(self, k: int) -> None:
-        index = self.blocks[k]
-        with self._lock:  # one reader at a time; bed-reader decodes with its own threads
-            raw = self.fileset.read(self.samples, index)
-        stats = compute_stats(raw)
-        keep = self.filters.mask(stats) & (stats.mac >= max(self.config.min_mac, 1e-9))
-        kept = raw[:, keep]
-        g = _impute(kept)
-        arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
-        observed = ~np.isnan(kept)
-        for name, null in self.nulls.items():
-            res = score_test(null, g, mode=self.mode, ratio=self.ratios.get(name), spa=self.config.spa)
-            arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
-            arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
-            if null.family == "binomial":
-                cases = null.y > 0.5
-                for label, mask in (("cases", cases), ("controls", ~cases)):
-                    obs = observed[mask]
-                    arrays[f"{name}.n_{label}"] = obs.sum(axis=0)
-                    total = np.where(obs, kept[mask], 0.0).sum(axis=0)
-                    arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * obs.sum(axis=0), 1)
+    def _task(self, k: int) -> BlockTask:
+        return BlockTask(str(self.fileset.bed_path)[:-4], self.samples, self.blocks[k], self.mode, self.filters,
+                         self.config.min_mac, self.config.spa, dict(self.ratios), self.fileset.num_threads)
+
+    def _save_block(self, k: int, arrays: dict[str, np.ndarray]) -> None:
+        """The one writer of checkpoints: the process that drives the scan."""
         with atomic_path(self._block_path(k)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    def run(self, *, show_progress: bool = True) -> dict[str, Path]:
+    def run(self, *, show_progress: bool = True, client=None) -> dict[str, Path]:
+        """Scan every block not yet checkpointed, then write the results.  ``client``: a
+        ``distributed.Client``; the null models are sent to its workers once and the blocks are
+        scheduled on them by variant range; without it, dask threads in this process."""
         self.ckpt.mkdir(parents=True, exist_ok=True)
         manifest = self.ckpt / "manifest.json"
         if manifest.exists() and json.loads(manifest.read_text()).get("key") != self.key:
@@ -162,16 +199,48 @@ class Scan:
         self.calibrate()
         bar = progress(total=len(self.blocks), initial=len(self.blocks) - len(todo), desc="scan", unit="block",
                        enabled=show_progress)
-        batch = max(1, 2 * self.config.threads)
         with bar:
-            for start in range(0, len(todo), batch):
-                chunk = todo[start:start + batch]
-                dask.compute(*[dask.delayed(self._run_block)(k) for k in chunk], scheduler="threads",
-                             num_workers=self.config.threads)
-                bar.update(len(chunk))
+            if client is None:
+                self._run_threads(todo, bar)
+            else:
+                self._run_distributed(todo, bar, client)
         paths = self._write_results()
         shutil.rmtree(self.ckpt)
         return paths
+
+    def _run_threads(self, todo: list[int], bar) -> None:
+        batch = max(1, 2 * self.config.threads)
+        for start in range(0, len(todo), batch):
+            chunk = todo[start:start + batch]
+            done = dask.compute(*[dask.delayed(compute_block)(self._task(k), self.nulls) for k in chunk],
+                                scheduler="threads", num_workers=self.config.threads)
+            for k, arrays in zip(chunk, done):
+                self._save_block(k, arrays)
+            bar.update(len(chunk))
+
+    def _run_distributed(self, todo: list[int], bar, client) -> None:
+        from distributed import as_completed
+
+        nulls = client.scatter(self.nulls, broadcast=True, hash=False)  # once per worker, not per block
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 2 * workers  # blocks in flight: bounded, so results never pile up in memory
+        pending = iter(todo)
+        futures = {}
+
+        def submit(k):
+            future = client.submit(compute_block, self._task(k), nulls, key=f"scan-block-{self.key}-{k}", pure=False)
+            futures[future] = k
+            return future
+
+        running = as_completed([submit(k) for k in itertools.islice(pending, window)])
+        for future in running:
+            k = futures.pop(future)
+            self._save_block(k, future.result())
+            future.release()
+            bar.update(1)
+            nxt = next(pending, None)
+            if nxt is not None:
+                running.add(submit(nxt))
 
     # -- results ----------------------------------------------------------------------------
     def _write_results(self) -> dict[str, Path]:

@@ -55,16 +55,29 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
     return path
 
 
-def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
-    """(phenotype -> NullModel, fid, iid, root attributes)."""
+def _open(path) -> h5py.File:
     path = check_file(path, "null-model file")
     try:
         h5 = h5py.File(path, "r")
     except OSError:
         raise InputError(f"{path}: not an HDF5 file; give the file written by gwas-glmm null") from None
-    with h5:
-        if h5.attrs.get("format") != FORMAT:
-            raise InputError(f"{path}: not a gwas_glmm null-model file (written by gwas-glmm null)")
+    if h5.attrs.get("format") != FORMAT:
+        h5.close()
+        raise InputError(f"{path}: not a gwas_glmm null-model file (written by gwas-glmm null)")
+    return h5
+
+
+def null_header(path) -> tuple[int, dict[str, str], int]:
+    """(samples, phenotype -> family, covariates incl. intercept), without reading the matrices."""
+    with _open(path) as h5:
+        families = {name: str(g.attrs["family"]) for name, g in h5["pheno"].items()}
+        p = max((g["x"].shape[1] for g in h5["pheno"].values()), default=1)
+        return int(h5["samples/iid"].shape[0]), families, int(p)
+
+
+def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
+    """(phenotype -> NullModel, fid, iid, root attributes)."""
+    with _open(path) as h5:
         fid = h5["samples/fid"].asstr()[...].astype(object)
         iid = h5["samples/iid"].asstr()[...].astype(object)
         vectors = h5["eigen/vectors"][...] if "eigen" in h5 else None

@@ -165,6 +165,14 @@ def _open(path) -> h5py.File:
     return h5
 
 
+def kinship_header(path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(fid, iid, whether a complete eigendecomposition is stored), without reading the matrix."""
+    with _open(path) as h5:
+        fid = h5["samples/fid"].asstr()[...].astype(object)
+        iid = h5["samples/iid"].asstr()[...].astype(object)
+        return fid, iid, bool("eigen" in h5 and h5["eigen"].attrs.get("complete", False))
+
+
 def loco_names(path) -> list[str]:
     with _open(path) as h5:
         return list(h5["loco"].keys()) if "loco" in h5 else []

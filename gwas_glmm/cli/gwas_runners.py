@@ -1,0 +1,169 @@
+"""Runners of the association commands: null, scan, merge, report, plot (and their --dry-run)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._progress import get_logger
+from ..exceptions import InputError
+from ..provenance import provenance
+from .common import selection
+
+log = get_logger("cli")
+
+
+def _params(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
+
+
+def _null_path(out: str) -> Path:
+    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.null.h5")
+
+
+def print_estimate(estimate) -> None:
+    for line in estimate.lines():
+        log.info("%s", line)
+
+
+def _dry_run_null(args: argparse.Namespace, pheno, covar) -> None:
+    from .. import sizing
+    from ..gwas.nullfit import kinship_samples
+    from ..io.pheno import align_samples
+    from ..kinship.store import kinship_header
+
+    fid, iid, eigen_stored = kinship_header(args.grm)
+    aligned = align_samples(kinship_samples(fid, iid), pheno, covar)
+    n = int((~np.isnan(aligned.y).any(axis=1)).sum())
+    est = sizing.estimate_null(n, aligned.x.shape[1] + 1, len(aligned.pheno_names), family=args.family,
+                               eigen_stored=eigen_stored, matrix_n=len(iid), speed=sizing.MachineSpeed.measure(),
+                               base=sizing.process_rss())
+    print_estimate(est)
+
+
+def run_null(args: argparse.Namespace) -> None:
+    from ..gwas.nullfit import fit_null_models
+    from ..gwas.store import save_nulls
+    from ..io.pheno import read_covariates, read_phenotypes
+    from ..kinship.store import load_kinship
+
+    started = time.perf_counter()
+    out = _null_path(args.out)
+    pheno = read_phenotypes(args.pheno, args.pheno_name)
+    covar = read_covariates(args.covar, args.covar_name) if args.covar else None
+    if args.dry_run:
+        return _dry_run_null(args, pheno, covar)
+    kin = load_kinship(args.grm)
+    log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
+             "stored (reused)" if kin.eigen is not None else "not stored")
+    nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family)
+    if not nulls:
+        raise InputError("no phenotype could be fitted; see the errors above")
+    save_nulls(out, nulls, fid=fid, iid=iid, grm=args.grm, covar_names=covar_names,
+               provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
+                                        parameters=_params(args), started=started), "status": statuses})
+    log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
+             time.perf_counter() - started)
+
+
+def parse_chunk(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise InputError(f"--chunk must look like K/N (e.g. 3/10), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise InputError(f"--chunk {text}: K must lie between 1 and N")
+    return k, n
+
+
+def chunk_of(variants: np.ndarray, chunk: tuple[int, int] | None) -> np.ndarray:
+    """The K-th of N contiguous, near-equal ranges (np.array_split's, so every variant is in one)."""
+    if chunk is None:
+        return variants
+    k, n = chunk
+    return np.array_split(variants, n)[k - 1]
+
+
+def run_scan(args: argparse.Namespace) -> None:
+    from ..gwas.cluster import ClusterResources, scan_client
+    from ..gwas.scanner import EXACT_MAX_N, Scan, ScanConfig
+    from ..gwas.store import load_nulls, null_header
+
+    started = time.perf_counter()
+    fileset, variants, samples = selection(args)
+    chunk = parse_chunk(args.chunk)
+    variants = chunk_of(variants, chunk)
+    if chunk is not None:
+        log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
+    config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
+                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2)
+    if args.dry_run:
+        from .. import sizing
+
+        n, families, p = null_header(args.null)
+        mode = args.mode if args.mode != "auto" else ("exact" if n <= EXACT_MAX_N else "fast")
+        threads = args.cluster_cores if args.cluster else config.threads
+        print_estimate(sizing.estimate_scan(n, len(variants), list(families.values()), mode=mode,
+                                            block=config.block_size, threads=threads, p=p,
+                                            speed=sizing.MachineSpeed.measure(), base=sizing.process_rss()))
+        if args.cluster:
+            from ..gwas.cluster import job_script
+
+            log.info("the job script each of the %d workers would run:\n%s", args.cluster_jobs,
+                     job_script(args.cluster, _resources(args, ClusterResources)))
+        return
+    nulls, fid, iid, attrs = load_nulls(args.null)
+    if samples is not None:
+        log.info("--keep ignored by scan: the samples are those of the null model")
+    bed = fileset.bed_path.stat()
+    key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
+    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key)
+    log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
+             len(scan.blocks), len(nulls), scan.n, scan.mode)
+    with scan_client(scheduler=args.scheduler, cluster=args.cluster,
+                     resources=_resources(args, ClusterResources)) as client:
+        paths = scan.run(client=client)
+    elapsed = time.perf_counter() - started
+    log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
+    for name, path in paths.items():
+        log.info("  %s: %s", name, path)
+
+
+def _resources(args: argparse.Namespace, cls):
+    return cls(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
+               walltime=args.cluster_walltime, queue=args.cluster_queue, account=args.cluster_account)
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    from ..gwas.report import merge_results
+
+    summary = merge_results(args.results, args.out)
+    lam = summary.lambda_gc
+    log.info("%d files, %d variants merged into %s; genomic control lambda %.4f (median), %.4f (q 0.01), "
+             "%.4f (q 0.001)", summary.n_files, summary.n_variants, summary.path, lam["median"], lam["q0.01"],
+             lam["q0.001"])
+
+
+def run_report(args: argparse.Namespace) -> None:
+    from ..gwas.report import write_report
+
+    paths = write_report(args.results, args.out, top=args.top)
+    log.info("report: %s", ", ".join(str(p) for p in paths))
+
+
+def run_plot(args: argparse.Namespace) -> None:
+    from ..plot import manhattan, qq, read_results
+
+    results = read_results(args.results)
+    title = Path(args.results).name
+    m = manhattan(results, f"{args.out}.manhattan.png", title=title)
+    q = qq(results, f"{args.out}.qq.png", title=title)
+    log.info("plots: %s, %s", m, q)
+
+
+GWAS_RUNNERS = {"null": run_null, "scan": run_scan, "merge": run_merge, "report": run_report, "plot": run_plot}

@@ -1,0 +1,94 @@
+"""Where the scan's blocks run: this process's threads (default), an existing dask.distributed
+scheduler (``--scheduler ADDRESS`` or a scheduler file), or a cluster started through
+dask-jobqueue on SLURM, PBS or SGE (``--cluster``).  No scheduling of our own: dask does it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._progress import get_logger
+from ..exceptions import InputError
+
+log = get_logger("cluster")
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster"}
+
+
+@dataclass(frozen=True)
+class ClusterResources:
+    """One batch job per dask worker; each worker runs ``cores`` threads."""
+
+    jobs: int = 4
+    cores: int = 4
+    memory: str = "16GB"
+    walltime: str = "04:00:00"
+    queue: str | None = None
+    account: str | None = None
+    local_directory: str | None = None  # node-local scratch, e.g. $TMPDIR
+
+
+def _jobqueue(kind: str):
+    if kind not in JOBQUEUE:
+        raise InputError(f"--cluster must be one of {', '.join(JOBQUEUE)}, got {kind!r}")
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise InputError("--cluster needs dask-jobqueue: pip install 'gwas_glmm[cluster]' "
+                         "(or start a scheduler yourself and pass --scheduler)") from None
+    return dask_jobqueue
+
+
+def _options(kind: str, resources: ClusterResources) -> dict:
+    opts = {"cores": resources.cores, "processes": 1, "memory": resources.memory, "walltime": resources.walltime,
+            "queue": resources.queue, "local_directory": resources.local_directory, "job_name": "gwas-glmm-scan"}
+    if resources.account:
+        opts["account" if kind != "sge" else "project"] = resources.account
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def jobqueue_cluster(kind: str, resources: ClusterResources):
+    """An (unscaled) dask-jobqueue cluster: starts the scheduler in this process, submits nothing."""
+    return getattr(_jobqueue(kind), JOBQUEUE[kind])(**_options(kind, resources))
+
+
+def job_script(kind: str, resources: ClusterResources) -> str:
+    """The batch script each worker job would run, without starting anything (for --dry-run)."""
+    module = getattr(_jobqueue(kind), kind)
+    job = getattr(module, JOBQUEUE[kind].replace("Cluster", "Job"))
+    return job(scheduler="tcp://SCHEDULER:8786", name="gwas-glmm-worker", **_options(kind, resources)).job_script()
+
+
+@contextlib.contextmanager
+def scan_client(*, scheduler: str | None = None, cluster: str | None = None,
+                resources: ClusterResources | None = None) -> Iterator[object | None]:
+    """A ``distributed.Client`` for the scan, or None to run on local threads."""
+    if scheduler and cluster:
+        raise InputError("give either --scheduler or --cluster, not both")
+    if not scheduler and not cluster:
+        yield None
+        return
+    from distributed import Client
+
+    if scheduler:
+        try:
+            if Path(scheduler).suffix == ".json" or Path(scheduler).is_file():
+                client = Client(scheduler_file=scheduler)  # timeout: distributed.comm.timeouts.connect
+            else:
+                client = Client(scheduler)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc}); is the scheduler running?") from None
+        with client:
+            log.info("dask scheduler %s: %d workers", scheduler, len(client.scheduler_info()["workers"]))
+            yield client
+        return
+    resources = resources or ClusterResources()
+    with jobqueue_cluster(cluster, resources) as jq:
+        jq.scale(jobs=resources.jobs)
+        with Client(jq) as client:
+            log.info("%s cluster: %d jobs of %d cores and %s requested; dashboard %s", cluster, resources.jobs,
+                     resources.cores, resources.memory, client.dashboard_link)
+            client.wait_for_workers(1)
+            yield client

@@ -1,0 +1,162 @@
+"""Sizing before running (``--dry-run``): peak memory, disk and time of ``grm``, ``null`` and
+``scan`` from the inputs' dimensions, by the cost model of each stage (docs/methods.md).
+
+n samples, m variants, b variants per block, p covariates, t threads, k phenotypes:
+
+* grm:  n^2 m flops (SYRK; float32 buffer flushed into a float64 total), n m / 4 bytes read;
+  memory n^2 (8 + 4 + 8 [+ 4 + 4 + 4 with LOCO]) bytes, the eigendecomposition ~9 n^3 flops and
+  3 n^2 doubles more; disk n^2 (8 + 4) [+ 22 n^2 4 with LOCO] [+ n^2 8 eigenvectors].
+* null: Gaussian: two products with the eigenvectors per phenotype (4 n^2 p flops), memory the
+  matrix and its eigenvectors; PQL: ~12 AI-REML iterations of a Cholesky factorisation and a
+  solve (n^3 / 3 + 2 n^3 flops), memory ~6 n^2 doubles.
+* scan: exact: 2 n^2 m flops per phenotype; fast: 2 n m (200 + p) flops per phenotype
+  (Gaussian) or 4 n m p (PQL); memory the null models (n^2 doubles for the shared eigenvectors,
+  n^2 per PQL phenotype) plus 2 t blocks in flight of n b (4 + 8 + 8 (k + 1)) bytes.
+
+Time is flops over this machine's measured GEMM rate (a 0.2 s probe) plus the .bed decoding
+rate; memory adds the process's own size before any data is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DECODE_RATE = 2.5e8  # genotypes per second per core, .bed -> float32 with statistics (bench_io)
+DISK_WRITE_RATE = 2.0e8  # bytes per second, sustained writeback (bench_grm's LOCO run)
+N_CHROMOSOMES = 22
+PQL_ITERATIONS = 12
+GAUSSIAN_RESULT_BYTES = 72  # gzip TSV bytes per variant and phenotype (measured on simulated scans)
+BINARY_RESULT_BYTES = 95
+
+
+@dataclass(frozen=True)
+class MachineSpeed:
+    sgemm: float  # flop/s
+    dgemm: float
+    cores: int
+
+    @classmethod
+    def measure(cls, size: int = 1024) -> MachineSpeed:
+        rates = []
+        for dtype in (np.float32, np.float64):
+            a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
+            a @ a  # warm the BLAS threads
+            t0, reps = time.perf_counter(), 0
+            while time.perf_counter() - t0 < 0.1:
+                a @ a
+                reps += 1
+            rates.append(2 * size**3 * reps / (time.perf_counter() - t0))
+        return cls(rates[0], rates[1], os.cpu_count() or 1)
+
+
+def process_rss() -> int:
+    """This process's resident size now (bytes): the base every estimate adds to."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class Estimate:
+    stage: str
+    memory: float  # peak resident bytes
+    disk: float  # bytes written
+    seconds: float
+    flops: float
+    bytes_read: float
+    detail: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.stage} (dry run): peak memory ~{_size(self.memory)}, disk ~{_size(self.disk)}, "
+               f"time ~{_duration(self.seconds)} on this machine ({self.flops:.3g} flops, "
+               f"{_size(self.bytes_read)} read)"]
+        return out + [f"  {line}" for line in self.detail]
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _decode_seconds(n: int, m: int, speed: MachineSpeed, threads: int) -> float:
+    return n * m / (DECODE_RATE * min(threads, speed.cores))
+
+
+def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: bool, eigen: bool,
+                 speed: MachineSpeed, threads: int, base: int) -> Estimate:
+    nn = float(n) * n
+    accumulate = nn * (8 + (8 if double else 4 + 4) + (8 if double else 4) * loco + (4 + 4 * loco) * gcta)
+    blocks = 2 * n * block * (4 + 8)
+    flops = nn * m
+    seconds = flops / (speed.dgemm if double else speed.sgemm) + _decode_seconds(n, m, speed, threads)
+    memory = accumulate + blocks
+    disk = nn * (8 + 4 * gcta) + (N_CHROMOSOMES * nn * 4 if loco else 0)
+    detail = [f"{n} samples x {m} candidate variants: SYRK {flops:.3g} flops in "
+              f"{'float64' if double else 'float32'}, accumulators {_size(accumulate)}"]
+    if eigen:
+        flops_e = 9.0 * n**3
+        seconds += flops_e / speed.dgemm
+        flops += flops_e
+        memory = max(memory, nn * 8 * 4)  # kinship + LAPACK copy, vectors and workspace
+        disk += nn * 8
+        detail.append(f"eigendecomposition ~{flops_e:.3g} flops, {_size(nn * 8 * 4)}")
+    seconds += disk / DISK_WRITE_RATE
+    if loco:
+        detail.append(f"LOCO parts: {N_CHROMOSOMES} x n^2 float32 = {_size(N_CHROMOSOMES * nn * 4)} of disk "
+                      "(--no-loco to skip)")
+    return Estimate("grm", base + memory, disk, seconds, flops, n * m / 4.0, detail)
+
+
+def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
+                  speed: MachineSpeed, base: int) -> Estimate:
+    nn, big = float(n) * n, float(matrix_n) * matrix_n
+    loaded = big * 8 * (2 if eigen_stored else 1)
+    subset = n != matrix_n
+    if family == "gaussian":
+        decompose = subset or not eigen_stored
+        flops = 4.0 * nn * p * k + (9.0 * n**3 if decompose else 0.0)
+        memory = loaded + (nn * 8 * 2 if subset else 0) + (nn * 8 * 3 if decompose else 0)
+        disk = nn * 8
+        detail = [f"Gaussian REML in the eigenbasis, {k} phenotype(s); eigendecomposition "
+                  + ("computed for the kept samples" if decompose else "reused")]
+    else:
+        flops = PQL_ITERATIONS * (n**3 / 3.0 + 2.0 * n**3) * k
+        memory = loaded + nn * 8 * 6
+        disk = nn * 8 * k
+        detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations of an n^3 factorisation"]
+    seconds = flops / speed.dgemm + (loaded + disk) / DISK_WRITE_RATE
+    return Estimate("null", base + memory, disk, seconds, flops, loaded, detail)
+
+
+def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
+                  speed: MachineSpeed, base: int) -> Estimate:
+    nn, k = float(n) * n, len(families)
+    gaussian = sum(f == "gaussian" for f in families)
+    nulls = nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
+    inflight = 2 * threads * n * block * (4 + 8 + 8 * (k + 1))
+    if mode == "exact":
+        flops = 2.0 * nn * m * k
+    else:
+        flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)
+    seconds = flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
+    binary = sum(f == "binomial" for f in families)
+    disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
+    detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
+              f"{2 * threads} blocks of {block} variants in flight {_size(inflight)}",
+              f"checkpoints while running ~{_size(m * 8 * (4 + 4 * k))} (removed at the end)"]
+    return Estimate("scan", base + nulls + inflight, disk, seconds, flops, n * m / 4.0 + nulls, detail)
