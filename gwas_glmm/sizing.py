@@ -29,6 +29,8 @@ DECODE_RATE = 2.5e8  # genotypes per second per core, .bed -> float32 with stati
 DISK_WRITE_RATE = 2.0e8  # bytes per second, sustained writeback (bench_grm's LOCO run)
 N_CHROMOSOMES = 22
 PQL_ITERATIONS = 12
+STARTUP_SECONDS = 2.0  # interpreter, numpy/numba/dask imports, reading the headers
+SCAN_GENOTYPE_SECONDS = 6e-8  # per genotype and phenotype on one core: statistics, imputation, SPA, output
 GAUSSIAN_RESULT_BYTES = 72  # gzip TSV bytes per variant and phenotype (measured on simulated scans)
 BINARY_RESULT_BYTES = 95
 
@@ -103,7 +105,7 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
     accumulate = nn * (8 + (8 if double else 4 + 4) + (8 if double else 4) * loco + (4 + 4 * loco) * gcta)
     blocks = 2 * n * block * (4 + 8)
     flops = nn * m
-    seconds = flops / (speed.dgemm if double else speed.sgemm) + _decode_seconds(n, m, speed, threads)
+    seconds = STARTUP_SECONDS + flops / (speed.dgemm if double else speed.sgemm) + _decode_seconds(n, m, speed, threads)
     memory = accumulate + blocks
     disk = nn * (8 + 4 * gcta) + (N_CHROMOSOMES * nn * 4 if loco else 0)
     detail = [f"{n} samples x {m} candidate variants: SYRK {flops:.3g} flops in "
@@ -139,7 +141,7 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
         memory = loaded + nn * 8 * 6
         disk = nn * 8 * k
         detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations of an n^3 factorisation"]
-    seconds = flops / speed.dgemm + (loaded + disk) / DISK_WRITE_RATE
+    seconds = STARTUP_SECONDS + flops / speed.dgemm + (loaded + disk) / DISK_WRITE_RATE
     return Estimate("null", base + memory, disk, seconds, flops, loaded, detail)
 
 
@@ -153,7 +155,8 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
         flops = 2.0 * nn * m * k
     else:
         flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)
-    seconds = flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
+    seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
+               + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores))
     binary = sum(f == "binomial" for f in families)
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
