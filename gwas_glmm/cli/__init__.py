@@ -15,6 +15,8 @@ __all__ = ["get_parser", "main"]
 def _log_path(args) -> Path | None:
     if args.runner == "demo":
         return Path(args.out) / "demo.log"
+    if args.runner == "report":
+        return Path(f"{args.out}.report.log")
     out = args.grm if args.runner == "eigen" else args.out
     for suffix in (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz", ".rel"):
         if out.endswith(suffix):
