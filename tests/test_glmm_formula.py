@@ -9,6 +9,7 @@ from conftest import DATA
 
 import gwas_glmm as gg
 from gwas_glmm import InputError
+from gwas_glmm.datasets import load as load_dataset
 from gwas_glmm.mixed.formula import _parse_rhs, model_frame
 
 
@@ -20,7 +21,7 @@ def test_parse_bars_offsets_and_nesting():
 
 
 def test_cbpp_formula_equals_arrays():
-    d = pd.read_csv(DATA / "r" / "cbpp.csv")
+    d = load_dataset("cbpp")
     d["period"] = d.period.astype(str)
     fit = gg.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", data=d, family="binomial")
     assert fit.coef_names == ["(Intercept)", "period[T.2]", "period[T.3]", "period[T.4]"]
@@ -30,7 +31,7 @@ def test_cbpp_formula_equals_arrays():
 
 
 def test_offset_and_missing_rows_are_dropped():
-    o = pd.read_csv(DATA / "r" / "owls.csv")
+    o = load_dataset("owls")
     o.loc[[3, 10], "ArrivalTime"] = np.nan  # a column the formula does not use: rows kept
     o.loc[[5], "BroodSize"] = np.nan  # used by the offset: row dropped
     frame = model_frame("SiblingNegotiation ~ FoodTreatment + offset(log(BroodSize)) + (1 | Nest)", o)
@@ -57,7 +58,7 @@ def test_known_covariance_by_name():
 
 
 def test_formula_errors_are_one_line():
-    s = pd.read_csv(DATA / "r" / "sleepstudy.csv")
+    s = load_dataset("sleepstudy")
     with pytest.raises(InputError, match="names 'Dayz' .* not a column of the data; columns are: Reaction, Days"):
         gg.glmm("Reaction ~ Dayz + (1 | Subject)", s)
     with pytest.raises(InputError, match="grouping factor 'Subjekt'"):

@@ -10,6 +10,7 @@ import pytest
 from conftest import DATA
 from scipy import stats
 
+from gwas_glmm.datasets import load as load_dataset
 from gwas_glmm.mixed.model import fit_glmm
 from gwas_glmm.mixed.terms import GroupTerm, encode
 
@@ -47,7 +48,7 @@ def check(fit, r, *, se=True, rel=1e-3, ll=1e-3):
 
 @pytest.fixture(scope="module")
 def sleep():
-    d = pd.read_csv(R / "sleepstudy.csv")
+    d = load_dataset("sleepstudy")
     return d, np.column_stack([np.ones(len(d)), d.Days])
 
 
@@ -78,7 +79,7 @@ def test_sleepstudy_uncorrelated(sleep):
 
 @pytest.fixture(scope="module")
 def cbpp_fit():
-    d = pd.read_csv(R / "cbpp.csv")
+    d = load_dataset("cbpp")
     x = np.column_stack([np.ones(len(d))] + [(d.period == k).astype(float) for k in (2, 3, 4)])
     return fit_glmm(d.incidence / d["size"], x, [intercept(d, "herd")], family="binomial", weights=d["size"])
 
@@ -89,7 +90,7 @@ def test_cbpp_binomial_laplace(cbpp_fit):
 
 
 def test_cbpp_adaptive_quadrature():
-    d = pd.read_csv(R / "cbpp.csv")
+    d = load_dataset("cbpp")
     x = np.column_stack([np.ones(len(d))] + [(d.period == k).astype(float) for k in (2, 3, 4)])
     fit = fit_glmm(d.incidence / d["size"], x, [intercept(d, "herd")], family="binomial", weights=d["size"],
                    method="AGQ", n_agq=25)
@@ -102,7 +103,7 @@ def test_cbpp_adaptive_quadrature():
 
 
 def test_grouseticks_crossed_poisson():
-    g = pd.read_csv(R / "grouseticks.csv")
+    g = load_dataset("grouseticks")
     x = np.column_stack([np.ones(len(g)), g.YEAR == 96, g.YEAR == 97, g.HEIGHT - g.HEIGHT.mean()]).astype(float)
     fit = fit_glmm(g.TICKS, x, [intercept(g, c) for c in ("BROOD", "INDEX", "LOCATION")], family="poisson")
     check(fit, ref("grouseticks_tmb"))
@@ -111,7 +112,7 @@ def test_grouseticks_crossed_poisson():
 
 @pytest.fixture(scope="module")
 def owls():
-    o = pd.read_csv(R / "owls.csv")
+    o = load_dataset("owls")
     sat = (o.FoodTreatment == "Satiated").astype(float)
     male = (o.SexParent == "Male").astype(float)
     return o, np.column_stack([np.ones(len(o)), sat, male, sat * male])

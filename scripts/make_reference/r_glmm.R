@@ -2,11 +2,12 @@
 #
 # Needs R with lme4 and glmmTMB (Debian: apt-get install r-cran-lme4 r-cran-glmmtmb).
 # Run from the repository root:  Rscript scripts/make_reference/r_glmm.R
-# Writes, under tests/data/r/, each dataset as CSV (as shipped with lme4 / glmmTMB) and each
-# fit's estimates as a small tab-separated table: fixed effects with SEs, variance components
+# Writes each dataset as CSV (as shipped with lme4 / glmmTMB) under gwas_glmm/datasets/ (they ship
+# with the package: gwas_glmm.datasets.load), and under tests/data/r/ each fit's estimates as a small tab-separated table: fixed effects with SEs, variance components
 # (standard deviations and correlations, residual SD), logLik, and the R/package versions.
 suppressMessages({library(lme4); library(glmmTMB)})
 out <- "tests/data/r"
+data_out <- "gwas_glmm/datasets"
 dir.create(out, showWarnings = FALSE, recursive = TRUE)
 
 write_fit <- function(name, fit, kind) {
@@ -34,13 +35,13 @@ write_fit <- function(name, fit, kind) {
 }
 
 data(sleepstudy, package = "lme4")
-write.csv(sleepstudy, file.path(out, "sleepstudy.csv"), row.names = FALSE)
+write.csv(sleepstudy, file.path(data_out, "sleepstudy.csv"), row.names = FALSE)
 write_fit("sleepstudy_reml", lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = TRUE), "lme4")
 write_fit("sleepstudy_ml", lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE), "lme4")
 write_fit("sleepstudy_uncorr_reml", lmer(Reaction ~ Days + (1 | Subject) + (0 + Days | Subject), sleepstudy), "lme4")
 
 data(cbpp, package = "lme4")
-write.csv(cbpp, file.path(out, "cbpp.csv"), row.names = FALSE)
+write.csv(cbpp, file.path(data_out, "cbpp.csv"), row.names = FALSE)
 cbpp_fit <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, family = binomial,
                   control = glmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5)))
 write_fit("cbpp_laplace", cbpp_fit, "lme4")
@@ -53,7 +54,7 @@ write_fit("cbpp_agq25", cbpp_agq, "lme4")
 
 data(grouseticks, package = "lme4")
 gt <- grouseticks[, c("INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION")]
-write.csv(gt, file.path(out, "grouseticks.csv"), row.names = FALSE)
+write.csv(gt, file.path(data_out, "grouseticks.csv"), row.names = FALSE)
 gt$cHEIGHT <- gt$HEIGHT - mean(gt$HEIGHT)
 write_fit("grouseticks_laplace",
           glmer(TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | INDEX) + (1 | LOCATION), gt, family = poisson,
@@ -64,7 +65,7 @@ write_fit("grouseticks_tmb",
 
 data(Owls, package = "glmmTMB")
 owls <- Owls[, c("Nest", "FoodTreatment", "SexParent", "ArrivalTime", "SiblingNegotiation", "BroodSize")]
-write.csv(owls, file.path(out, "owls.csv"), row.names = FALSE)
+write.csv(owls, file.path(data_out, "owls.csv"), row.names = FALSE)
 write_fit("owls_nb2", glmmTMB(SiblingNegotiation ~ FoodTreatment * SexParent + offset(log(BroodSize)) + (1 | Nest),
                               data = owls, family = nbinom2), "glmmTMB")
 write_fit("owls_poisson", glmmTMB(SiblingNegotiation ~ FoodTreatment * SexParent + offset(log(BroodSize)) + (1 | Nest),
