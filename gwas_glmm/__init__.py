@@ -11,6 +11,10 @@ __version__ = "0.1.0.dev0"
 
 from .exceptions import AlignmentError, ConvergenceWarning, GwasGlmmError, InputError
 from .genotype import GenotypeBlock, VariantFilter, VariantStats, iter_blocks, variant_stats
+from .gwas import NullModel, fit_null, score_test
+from .gwas.nullfit import fit_null_models
+from .gwas.scanner import Scan, ScanConfig
+from .gwas.store import load_nulls, save_nulls
 from .io import (
     AlignedSamples,
     CovariateTable,
@@ -32,7 +36,8 @@ from .simulate import SimulatedCohort, SimulationConfig, simulate_cohort
 
 __all__ = [
     "AlignedSamples", "AlignmentError", "ConvergenceWarning", "CovariateTable", "Eigen",
-    "GenotypeBlock", "GlmmResult", "GrmConfig", "GroupTerm", "GwasGlmmError", "InputError",
+    "GenotypeBlock", "GlmmResult", "NullModel", "Scan", "ScanConfig", "fit_null", "fit_null_models",
+    "load_nulls", "save_nulls", "score_test", "GrmConfig", "GroupTerm", "GwasGlmmError", "InputError",
     "Kinship", "KnownCovTerm", "PhenotypeTable", "PlinkFileset", "SimulatedCohort",
     "SimulationConfig", "VariantFilter", "VariantStats", "__version__", "add_eigen",
     "align_samples", "compute_grm", "eigendecompose", "fit_glmm", "glmm", "iter_blocks",

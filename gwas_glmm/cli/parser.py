@@ -127,10 +127,11 @@ def _add_gwas_commands(sub) -> None:
     null.set_defaults(runner="null")
 
     scan = sub.add_parser("scan", help="score-test every variant against a fitted null model",
-                          description="Blocks of variants in parallel (dask threads), every phenotype of the "
-                          "null model in one pass; writes OUT.<phenotype>.tsv.gz.  A killed scan resumes from "
+                          description="Blocks of variants in parallel (dask: local threads, or a dask.distributed "
+                          "cluster with --scheduler/--cluster), every phenotype of the null model in one pass; writes "
+                          "OUT.<phenotype>.tsv.gz.  A killed scan resumes from "
                           "OUT.ckpt/ when run again with the same command.")
-    scan.add_argument("--bfile", required=True, metavar="PREFIX")
+    scan.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix (the GRM's samples)")
     scan.add_argument("--null", required=True, metavar="FILE.h5", help="null-model file from gwas-glmm null")
     scan.add_argument("--mode", choices=["auto", "exact", "fast"], default="auto",
                       help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
