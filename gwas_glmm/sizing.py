@@ -8,10 +8,12 @@ n samples, m variants, b variants per block, p covariates, t threads, k phenotyp
   3 n^2 doubles more; disk n^2 (8 + 4) [+ 22 n^2 4 with LOCO] [+ n^2 8 eigenvectors].
 * null: Gaussian: two products with the eigenvectors per phenotype (4 n^2 p flops), memory the
   matrix and its eigenvectors; PQL: ~12 AI-REML iterations of a Cholesky factorisation and a
-  solve (n^3 / 3 + 2 n^3 flops), memory ~6 n^2 doubles.
+  solve (n^3 / 3 + 2 n^3 flops), memory ~6 n^2 doubles; LOCO: one n^3 / 3 factorisation per
+  chromosome and phenotype, one LOCO matrix in memory at a time.
 * scan: exact: 2 n^2 m flops per phenotype; fast: 2 n m (200 + p) flops per phenotype
   (Gaussian) or 4 n m p (PQL); memory the null models (n^2 doubles for the shared eigenvectors,
-  n^2 per PQL phenotype) plus 2 t blocks in flight of n b (4 + 8 + 8 (k + 1)) bytes.
+  n^2 per PQL phenotype) plus 2 t blocks in flight of n b (4 + 8 + 8 (k + 1)) bytes; LOCO adds
+  one n^3 / 3 factorisation per chromosome and phenotype and a LOCO matrix in memory.
 
 Time is flops over this machine's measured GEMM rate (a 0.2 s probe) plus the .bed decoding
 rate; memory adds the process's own size before any data is loaded.
@@ -125,7 +127,7 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 
 
 def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
-                  speed: MachineSpeed, base: int) -> Estimate:
+                  speed: MachineSpeed, base: int, loco_parts: int = 0) -> Estimate:
     nn, big = float(n) * n, float(matrix_n) * matrix_n
     loaded = big * 8 * (2 if eigen_stored else 1)
     subset = n != matrix_n
@@ -141,12 +143,19 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
         memory = loaded + nn * 8 * 6
         disk = nn * 8 * k
         detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations of an n^3 factorisation"]
+    if loco_parts:
+        flops_l = loco_parts * k * (n**3 / 3.0 + 2.0 * nn * p)
+        flops += flops_l
+        memory = max(memory, loaded + nn * (4 + 8 + 8))  # a LOCO matrix, its aligned copy and Sigma_c
+        loaded += loco_parts * big * 12
+        detail.append(f"LOCO: {loco_parts} chromosome(s) x {k} phenotype(s), one n^3/3 factorisation each "
+                      f"({flops_l:.3g} flops); --no-loco to skip")
     seconds = STARTUP_SECONDS + flops / speed.dgemm + (loaded + disk) / DISK_WRITE_RATE
     return Estimate("null", base + memory, disk, seconds, flops, loaded, detail)
 
 
 def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
-                  speed: MachineSpeed, base: int) -> Estimate:
+                  speed: MachineSpeed, base: int, loco_parts: int = 0) -> Estimate:
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     nulls = nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
@@ -155,11 +164,19 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
         flops = 2.0 * nn * m * k
     else:
         flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)
+    loco_bytes = 0.0
+    if loco_parts:  # per chromosome: read its LOCO matrix, factorise Sigma_c per phenotype
+        flops += loco_parts * k * n**3 / 3.0
+        nulls += nn * (4 + 8 + 8)
+        loco_bytes = loco_parts * nn * 12
     seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
-               + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores))
+               + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores) + loco_bytes / DISK_WRITE_RATE)
     binary = sum(f == "binomial" for f in families)
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
               f"{2 * threads} blocks of {block} variants in flight {_size(inflight)}",
               f"checkpoints while running ~{_size(m * 8 * (4 + 4 * k))} (removed at the end)"]
-    return Estimate("scan", base + nulls + inflight, disk, seconds, flops, n * m / 4.0 + nulls, detail)
+    if loco_parts:
+        detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype "
+                      "(--no-loco to skip)")
+    return Estimate("scan", base + nulls + inflight, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)

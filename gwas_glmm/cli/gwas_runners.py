@@ -33,14 +33,14 @@ def _dry_run_null(args: argparse.Namespace, pheno, covar) -> None:
     from .. import sizing
     from ..gwas.nullfit import kinship_samples
     from ..io.pheno import align_samples
-    from ..kinship.store import kinship_header
+    from ..kinship.store import kinship_header, loco_names
 
     fid, iid, eigen_stored = kinship_header(args.grm)
     aligned = align_samples(kinship_samples(fid, iid), pheno, covar)
     n = int((~np.isnan(aligned.y).any(axis=1)).sum())
     est = sizing.estimate_null(n, aligned.x.shape[1] + 1, len(aligned.pheno_names), family=args.family,
                                eigen_stored=eigen_stored, matrix_n=len(iid), speed=sizing.MachineSpeed.measure(),
-                               base=sizing.process_rss())
+                               base=sizing.process_rss(), loco_parts=len(loco_names(args.grm)) if args.loco else 0)
     print_estimate(est)
 
 
@@ -59,10 +59,11 @@ def run_null(args: argparse.Namespace) -> None:
     kin = load_kinship(args.grm)
     log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
              "stored (reused)" if kin.eigen is not None else "not stored")
-    nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family)
+    nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family,
+                                                             loco_from=args.grm if args.loco else None)
     if not nulls:
         raise InputError("no phenotype could be fitted; see the errors above")
-    save_nulls(out, nulls, fid=fid, iid=iid, grm=args.grm, covar_names=covar_names,
+    save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,
                provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
                                         parameters=_params(args), started=started), "status": statuses})
     log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
@@ -101,16 +102,17 @@ def run_scan(args: argparse.Namespace) -> None:
     if chunk is not None:
         log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
     config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
-                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2)
+                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2, loco=not args.no_loco)
     if args.dry_run:
         from .. import sizing
 
-        n, families, p = null_header(args.null)
+        n, families, p, loco_parts = null_header(args.null)
         mode = args.mode if args.mode != "auto" else ("exact" if n <= EXACT_MAX_N else "fast")
         threads = args.cluster_cores if args.cluster else config.threads
         print_estimate(sizing.estimate_scan(n, len(variants), list(families.values()), mode=mode,
                                             block=config.block_size, threads=threads, p=p,
-                                            speed=sizing.MachineSpeed.measure(), base=sizing.process_rss()))
+                                            speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
+                                            loco_parts=0 if args.no_loco else loco_parts))
         if args.cluster:
             from ..gwas.cluster import job_script
 
@@ -122,7 +124,8 @@ def run_scan(args: argparse.Namespace) -> None:
         log.info("--keep ignored by scan: the samples are those of the null model")
     bed = fileset.bed_path.stat()
     key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
-    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key)
+    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
+                kinship_path=str(attrs.get("grm", "")) or None)
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
              len(scan.blocks), len(nulls), scan.n, scan.mode)
     with scan_client(scheduler=args.scheduler, cluster=args.cluster,

@@ -122,6 +122,10 @@ def _add_gwas_commands(sub) -> None:
     null.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns (default: all)")
     null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default="gaussian",
                       help="negbin: NB2 with its dispersion estimated alongside (PQL)")
+    null.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
+                      help="also compute each phenotype's residual with each chromosome left out of the GRM, from "
+                      "the GRM file's LOCO parts (one n^3/3 factorisation per chromosome); the scan then tests each "
+                      "chromosome against its own (default: on when the GRM has LOCO parts)")
     _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
     _add_dry_run(null)
     null.set_defaults(runner="null")
@@ -137,6 +141,8 @@ def _add_gwas_commands(sub) -> None:
                       help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
                       "ratio from random variants (n per variant); auto: exact up to 5,000 samples")
     scan.add_argument("--no-spa", action="store_true", help="no saddlepoint approximation for binary traits")
+    scan.add_argument("--no-loco", action="store_true",
+                      help="test every variant against the full-GRM null model even where it has LOCO parts")
     scan.add_argument("--chunk", metavar="K/N", help="scan only the K-th of N equal, contiguous ranges of the "
                       "selected variants (1-based), e.g. to scatter a workflow; merge with gwas-glmm merge")
     _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")

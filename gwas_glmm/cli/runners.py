@@ -94,11 +94,11 @@ def run_demo(args: argparse.Namespace) -> None:
     written = []
     for trait, family in (("qt", "gaussian"), ("bt1", "binomial")):
         nulls, statuses, fid, iid, covar_names = fit_null_models(kinship, read_phenotypes(f"{prefix}.pheno", [trait]),
-                                                                 covar, family)
+                                                                 covar, family, loco_from=grm_path)
         null_path = save_nulls(f"{prefix}.{trait}.null.h5", nulls, fid=fid, iid=iid, grm=str(grm_path),
                                covar_names=covar_names, provenance={"status": statuses})
         scan = Scan(fileset, nulls, fid, iid, np.arange(fileset.n_variants), str(prefix),
-                    ScanConfig(threads=args.threads or 2))
+                    ScanConfig(threads=args.threads or 2), kinship_path=grm_path)
         results = scan.run()[trait]
         table = read_results(results)
         plots = (manhattan(table, f"{prefix}.{trait}.manhattan.png", title=f"{trait} ({family})"),

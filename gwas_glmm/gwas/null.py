@@ -46,6 +46,12 @@ class NullModel:
     chol: np.ndarray | None = None
     status: dict = field(default_factory=dict)
     dispersion: float | None = None  # negative binomial theta
+    y_work: np.ndarray | None = None  # PQL working response y~ (Gaussian: y itself)
+    loco: dict = field(default_factory=dict)  # chromosome -> loco.LocoPart
+
+    @property
+    def working_response(self) -> np.ndarray:
+        return self.y if self.y_work is None else self.y_work
 
     @property
     def n(self) -> int:
@@ -105,7 +111,7 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
     return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
                      wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
                      status={"method": "PQL/AI-REML", "converged": fit.converged, "iterations": fit.n_evaluations,
-                             "warnings": fit.warnings}, dispersion=fit.dispersion)
+                             "warnings": fit.warnings}, dispersion=fit.dispersion, y_work=wm.y_work)
 
 
 def _fids_for(kinship: Kinship, iid) -> np.ndarray:

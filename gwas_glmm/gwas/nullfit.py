@@ -23,8 +23,11 @@ def kinship_samples(fid, iid) -> SampleTable:
                        np.zeros(n, dtype=np.int64))
 
 
-def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None):
+def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None):
     """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
+
+    ``loco_from``: a kinship file with LOCO parts; each fitted model then also gets, per
+    chromosome, its residual with that chromosome left out of the GRM (:mod:`gwas.loco`).
 
     Samples: those in the kinship, the phenotype and the covariate files with every requested
     phenotype and covariate observed (one sample set, so the kinship is aligned and, if it must
@@ -56,4 +59,31 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None):
         log.info("phenotype %s (%s, n=%d): %s, converged %s, tau %.4g, phi %.4g, latent h2 %.3f%s", name, family,
                  len(y), model.status.get("method"), model.status.get("converged"), model.tau, model.phi, model.h2,
                  "; " + "; ".join(model.status["warnings"]) if model.status.get("warnings") else "")
+    if loco_from is not None and nulls:
+        add_loco(nulls, loco_from, fid, iid)
     return nulls, statuses, fid, iid, ["(Intercept)"] + list(aligned.covar_names)
+
+
+def add_loco(nulls: dict, path, fid, iid) -> None:
+    """Give every null model with a genetic variance its LOCO parts, one chromosome at a time
+    (one LOCO matrix in memory; one n^3/3 Cholesky per chromosome and phenotype)."""
+    from .._progress import progress
+    from ..kinship.store import load_kinship, loco_names
+    from .loco import loco_part
+
+    chroms = loco_names(path)
+    if not chroms:
+        log.info("%s has no LOCO parts: the scan will use the full GRM (rebuild it with --loco for LOCO)", path)
+        return
+    todo = {name: m for name, m in nulls.items() if m.tau > 0}
+    for name in set(nulls) - set(todo):
+        log.info("phenotype %s: tau = 0, so LOCO changes nothing", name)
+    if not todo:
+        return
+    with progress(total=len(chroms), desc="LOCO", unit="chromosome") as bar:
+        for chrom in chroms:
+            k_loco = load_kinship(path, loco=chrom, with_eigen=False).align(fid, iid).matrix
+            for model in todo.values():
+                model.loco[chrom], _ = loco_part(model, k_loco, chrom)
+            bar.update(1)
+    log.info("LOCO residuals for %d chromosome(s) and %d phenotype(s)", len(chroms), len(todo))

@@ -30,7 +30,7 @@ from ..exceptions import AlignmentError, InputError
 from ..genotype.stats import VariantFilter, compute_stats
 from ..io.plink import PlinkFileset
 from .null import NullModel
-from .score import score_test, variance_ratio
+from .score import exact_variance, score_test, variance_ratio
 
 log = get_logger("scan")
 COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "MAC", "BETA", "SE", "CHISQ", "P", "LOG10P",
@@ -50,6 +50,20 @@ class ScanConfig:
     n_calibration: int = 100  # random variants (MAC >= 20) for the fast mode's variance ratio
     seed: int = 1
     threads: int = 2
+    loco: bool = True  # use the null models' LOCO parts where they have them
+
+
+def _blocks_by_chromosome(variants: np.ndarray, chrom: np.ndarray, size: int) -> list[np.ndarray]:
+    """Blocks of at most ``size`` consecutive variants, never spanning two chromosomes (so each
+    block has one LOCO null model)."""
+    blocks = []
+    if not len(variants):
+        return blocks
+    labels = chrom[variants]
+    cuts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
+    for run in np.split(variants, cuts):
+        blocks += [run[s:s + size] for s in range(0, len(run), size)]
+    return blocks
 
 
 def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
@@ -132,7 +146,7 @@ class Scan:
     """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel, same samples)."""
 
     def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
-                 out: str, config: ScanConfig, *, inputs_key: str = ""):
+                 out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None):
         self.fileset, self.nulls, self.config = fileset, nulls, config
         self.samples = sample_positions(fileset, fid, iid)
         self.variants = np.asarray(variants, dtype=np.int64)
@@ -146,7 +160,14 @@ class Scan:
             raise InputError(f"--mode must be exact, fast or auto, got {config.mode!r}")
         self.mode = mode
         self.filters = VariantFilter(min_maf=config.min_maf, min_mac=config.min_mac, max_missing=config.max_missing)
-        self.blocks = [self.variants[s:s + config.block_size] for s in range(0, len(self.variants), config.block_size)]
+        self.blocks = _blocks_by_chromosome(self.variants, np.asarray(fileset.variants.chrom).astype(str),
+                                            config.block_size)
+        self.chrom = [str(fileset.variants.chrom[b[0]]) for b in self.blocks]
+        self.kinship_path = kinship_path
+        self.fid, self.iid = np.asarray(fid, dtype=object), np.asarray(iid, dtype=object)
+        self.loco = config.loco and any(m.loco for m in nulls.values())
+        if self.loco:
+            log.info("LOCO: each chromosome's variants are tested against the null model without that chromosome")
         self.ckpt = Path(f"{self.out}.ckpt")
         self.key = hashlib.sha256(json.dumps({"inputs": inputs_key, "mode": mode, "config": repr(config),
                                               "variants": int(len(self.variants)), "n": self.n,
@@ -154,29 +175,34 @@ class Scan:
         self.ratios = {}
 
     # -- calibration -----------------------------------------------------------------------
+    def _calibration_set(self, variants: np.ndarray) -> np.ndarray:
+        """Mean-imputed dosages of up to ``n_calibration`` random variants with MAC >= 20 among
+        ``variants`` (seeded: a resumed scan calibrates the same way)."""
+        rng = np.random.default_rng(self.config.seed)
+        pick = np.sort(rng.choice(variants, size=min(len(variants), 20 * self.config.n_calibration), replace=False))
+        g = _impute(self.fileset.read(self.samples, pick))
+        stats = compute_stats(g.astype(np.float32, order="F"))
+        return g[:, np.flatnonzero(stats.mac >= 20)[: self.config.n_calibration]]
+
     def calibrate(self) -> None:
         if self.mode != "fast":
             return
-        rng = np.random.default_rng(self.config.seed)
-        pick = np.sort(rng.choice(self.variants, size=min(len(self.variants), 20 * self.config.n_calibration),
-                                  replace=False))
-        g = _impute(self.fileset.read(self.samples, pick))
-        stats = compute_stats(g.astype(np.float32, order="F"))
-        usable = np.flatnonzero(stats.mac >= 20)[: self.config.n_calibration]
-        if len(usable) < 10:
+        self._calibration = self._calibration_set(self.variants)
+        if self._calibration.shape[1] < 10:
             raise InputError("fewer than 10 variants with MAC >= 20 to calibrate the fast mode; use --mode exact")
         for name, null in self.nulls.items():
-            ratio, cv = variance_ratio(null, g[:, usable])
+            ratio, cv = variance_ratio(null, self._calibration)
             self.ratios[name] = ratio
-            log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio, len(usable), cv)
+            log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio,
+                     self._calibration.shape[1], cv)
 
     # -- blocks -----------------------------------------------------------------------------
     def _block_path(self, k: int) -> Path:
         return self.ckpt / f"block_{k:06d}.npz"
 
-    def _task(self, k: int) -> BlockTask:
+    def _task(self, k: int, ratios: dict) -> BlockTask:
         return BlockTask(str(self.fileset.bed_path)[:-4], self.samples, self.blocks[k], self.mode, self.filters,
-                         self.config.min_mac, self.config.spa, dict(self.ratios), self.fileset.num_threads)
+                         self.config.min_mac, self.config.spa, dict(ratios), self.fileset.num_threads)
 
     def _save_block(self, k: int, arrays: dict[str, np.ndarray]) -> None:
         """The one writer of checkpoints: the process that drives the scan."""
@@ -200,35 +226,80 @@ class Scan:
         bar = progress(total=len(self.blocks), initial=len(self.blocks) - len(todo), desc="scan", unit="block",
                        enabled=show_progress)
         with bar:
-            if client is None:
-                self._run_threads(todo, bar)
-            else:
-                self._run_distributed(todo, bar, client)
+            for chrom, group in itertools.groupby(todo, key=lambda k: self.chrom[k]):
+                nulls, ratios = self.nulls_for(chrom)
+                if client is None:
+                    self._run_threads(list(group), bar, nulls, ratios)
+                else:
+                    self._run_distributed(list(group), bar, client, nulls, ratios)
         paths = self._write_results()
         shutil.rmtree(self.ckpt)
         return paths
 
-    def _run_threads(self, todo: list[int], bar) -> None:
+    def nulls_for(self, chrom: str) -> tuple[dict[str, NullModel], dict[str, float]]:
+        """(null models, fast-mode variance ratios) for testing variants on ``chrom``: the LOCO
+        versions where the models have one.  Sigma_c is factorised here from the GRM file's LOCO
+        part (n^3/3 flops per phenotype): the exact mode applies it, the fast mode calibrates its
+        ratio against it on the calibration variants."""
+        if not self.loco:
+            return self.nulls, self.ratios
+        from .loco import loco_sigma_chol, with_loco
+
+        nulls, ratios, k_loco, g = {}, dict(self.ratios), None, None
+        if self.mode == "fast":  # calibrate on this chromosome's own variants: LOCO changes their variance most
+            g = self._calibration_set(self.variants[np.asarray(self.fileset.variants.chrom).astype(str)[self.variants]
+                                                    == chrom])
+            if g.shape[1] < 10:
+                g = self._calibration
+        for name, null in self.nulls.items():
+            part = null.loco.get(chrom)
+            if part is None:
+                nulls[name] = null
+                continue
+            if k_loco is None:
+                k_loco = self._loco_matrix(chrom)
+            exact = with_loco(null, part, loco_sigma_chol(null, k_loco))
+            if self.mode == "exact":
+                nulls[name] = exact
+            else:
+                nulls[name] = with_loco(null, part)
+                ratios[name], cv = variance_ratio(nulls[name], g, exact=exact_variance(exact, g))
+                log.debug("phenotype %s, chromosome %s: LOCO variance ratio %.4f (CV %.3f)", name, chrom, ratios[name],
+                          cv)
+        return nulls, ratios
+
+    def _loco_matrix(self, chrom: str) -> np.ndarray:
+        from ..kinship.store import load_kinship
+
+        path = self.kinship_path
+        if path is None or not Path(path).exists():
+            raise InputError(f"the exact LOCO scan needs the GRM file the null model was fitted with ({path}); "
+                             "give it back, or use --mode fast, or --no-loco")
+        return load_kinship(path, loco=chrom, with_eigen=False).align(self.fid, self.iid).matrix
+
+    def _run_threads(self, todo: list[int], bar, nulls, ratios) -> None:
         batch = max(1, 2 * self.config.threads)
         for start in range(0, len(todo), batch):
             chunk = todo[start:start + batch]
-            done = dask.compute(*[dask.delayed(compute_block)(self._task(k), self.nulls) for k in chunk],
+            done = dask.compute(*[dask.delayed(compute_block)(self._task(k, ratios), nulls) for k in chunk],
                                 scheduler="threads", num_workers=self.config.threads)
             for k, arrays in zip(chunk, done):
                 self._save_block(k, arrays)
             bar.update(len(chunk))
 
-    def _run_distributed(self, todo: list[int], bar, client) -> None:
+    def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
         from distributed import as_completed
 
-        nulls = client.scatter(self.nulls, broadcast=True, hash=False)  # once per worker, not per block
+        # one future for the whole dict (a scattered dict would be keyed by phenotype name), sent to
+        # every worker once per chromosome group, not once per block
+        [nulls] = client.scatter([nulls], broadcast=True, hash=False)
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         window = 2 * workers  # blocks in flight: bounded, so results never pile up in memory
         pending = iter(todo)
         futures = {}
 
         def submit(k):
-            future = client.submit(compute_block, self._task(k), nulls, key=f"scan-block-{self.key}-{k}", pure=False)
+            future = client.submit(compute_block, self._task(k, ratios), nulls, key=f"scan-block-{self.key}-{k}", pure=False)
             futures[future] = k
             return future
 

@@ -94,11 +94,12 @@ def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
     return ratio * np.einsum("ij,i,ij->j", gt, null.w, gt) / null.phi
 
 
-def variance_ratio(null: NullModel, g: np.ndarray) -> tuple[float, float]:
+def variance_ratio(null: NullModel, g: np.ndarray, *, exact: np.ndarray | None = None) -> tuple[float, float]:
     """(ratio, coefficient of variation) calibrating :func:`fast_variance` on the given variants:
     for PQL nulls exact / GLM variance; for Gaussian nulls the ratio that makes the approximated
-    part (outside the top eigen-directions) exact on average."""
-    exact = exact_variance(null, g)
+    part (outside the top eigen-directions) exact on average.  ``exact``: the variances to match
+    (default: the exact variances under ``null`` itself; LOCO passes those under Sigma_c)."""
+    exact = exact_variance(null, g) if exact is None else exact
     if null.eig_vectors is not None:
         base = fast_variance(null, g, 0.0)
         unit = fast_variance(null, g, 1.0) - base

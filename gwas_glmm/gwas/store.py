@@ -4,7 +4,9 @@
     /samples/fid, iid        the analysis samples, in the order of every vector below
     /eigen/vectors, values   the kinship's eigendecomposition (Gaussian phenotypes use it)
     /pheno/<name>            attrs: family, tau, phi, h2, status (JSON), covar_names (JSON)
-        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol (PQL)
+        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol and y_work (PQL)
+/pheno/<name>/loco/<chrom>/py, sigma_inv_x, xsx_inv, mu   the same with chromosome <chrom> left
+                         out of the GRM (gwas/loco.py), for testing that chromosome's variants
 
 Written under a temporary name and renamed when complete; reading executes nothing.
 """
@@ -20,6 +22,8 @@ import numpy as np
 from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
+from .loco import FIELDS as LOCO_FIELDS
+from .loco import LocoPart
 from .null import NullModel
 
 FORMAT = "gwas_glmm.null"
@@ -52,6 +56,12 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 g.create_dataset("eig_inv_d", data=m.eig_inv_d)
             else:
                 g.create_dataset("chol", data=m.chol)
+            if m.y_work is not None:
+                g.create_dataset("y_work", data=m.y_work)
+            for chrom, part in m.loco.items():
+                lg = g.create_group(f"loco/{chrom}")
+                for key in LOCO_FIELDS:
+                    lg.create_dataset(key, data=getattr(part, key))
     return path
 
 
@@ -67,12 +77,14 @@ def _open(path) -> h5py.File:
     return h5
 
 
-def null_header(path) -> tuple[int, dict[str, str], int]:
-    """(samples, phenotype -> family, covariates incl. intercept), without reading the matrices."""
+def null_header(path) -> tuple[int, dict[str, str], int, int]:
+    """(samples, phenotype -> family, covariates incl. intercept, LOCO parts), without reading
+    the matrices."""
     with _open(path) as h5:
         families = {name: str(g.attrs["family"]) for name, g in h5["pheno"].items()}
         p = max((g["x"].shape[1] for g in h5["pheno"].values()), default=1)
-        return int(h5["samples/iid"].shape[0]), families, int(p)
+        loco = max((len(g["loco"]) for g in h5["pheno"].values() if "loco" in g), default=0)
+        return int(h5["samples/iid"].shape[0]), families, int(p), loco
 
 
 def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
@@ -90,6 +102,8 @@ def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict
                 eig_vectors=vectors if "eig_inv_d" in g else None,
                 eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
                 chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
+                y_work=g["y_work"][...] if "y_work" in g else None,
+                loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS}) for c, lg in g.get("loco", {}).items()},
                 dispersion=None if np.isnan(a.get("dispersion", np.nan)) else float(a["dispersion"]), **fields)
         attrs = {k: v for k, v in h5.attrs.items()}
     return nulls, fid, iid, attrs
