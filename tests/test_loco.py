@@ -84,3 +84,26 @@ def test_cli_uses_loco_by_default_and_not_with_no_loco(small_cohort, grm, tmp_pa
     assert not np.allclose(results["a"].CHISQ, results["c"].CHISQ)
     delta = np.abs(results["a"].LOG10P - results["d"].LOG10P)  # 300 samples: loose; test_scan checks 0.05 at 1,500
     assert np.quantile(delta, 0.9) < 0.1, delta.max()
+
+
+def test_poisson_null_with_exposure_offset(small_cohort, grm, tmp_path):
+    """--exposure COL: log(COL) enters as an offset (taken out of the covariates); the PQL fit
+    equals one with the offset given directly, and the status carries tau's SE."""
+    from gwas_glmm.gwas.null import fit_null
+
+    prefix = str(small_cohort.prefix)
+    assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "count", "--covar",
+                 f"{prefix}.covar", "--covar-name", "age", "sex", "--exposure", "followup", "--family", "poisson",
+                 "--out", str(tmp_path / "c")]) == 0
+    nulls, fid, iid, _ = load_nulls(tmp_path / "c.null.h5")
+    null = nulls["count"]
+    assert null.x.shape[1] == 3 and null.offset is not None
+    covar = read_covariates(f"{prefix}.covar", ["age", "sex", "followup"])
+    rows = {(f, i): k for k, (f, i) in enumerate(zip(covar.fid, covar.iid))}
+    pick = [rows[(f, i)] for f, i in zip(fid, iid)]
+    np.testing.assert_allclose(null.offset, np.log(covar.values[pick, 2]))
+    direct = fit_null(null.y, null.x, load_kinship(grm), "poisson", iid=iid, offset=np.log(covar.values[pick, 2]))
+    np.testing.assert_allclose(direct.py, null.py, rtol=1e-10)
+    assert np.isfinite(direct.status["tau_se"]) and direct.status["tau_se"] > 0
+    assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "count", "--covar",
+                 f"{prefix}.covar", "--exposure", "nope", "--family", "poisson", "--out", str(tmp_path / "bad")]) == 1

@@ -53,14 +53,21 @@ def run_null(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     out = _null_path(args.out)
     pheno = read_phenotypes(args.pheno, args.pheno_name)
-    covar = read_covariates(args.covar, args.covar_name) if args.covar else None
+    extra = args.offset or args.exposure
+    if extra and not args.covar:
+        raise InputError(f"--{'offset' if args.offset else 'exposure'} {extra} names a column of the covariate "
+                         "file: give --covar")
+    names = args.covar_name + [extra] if args.covar_name and extra and extra not in args.covar_name \
+        else args.covar_name
+    covar = read_covariates(args.covar, names) if args.covar else None
     if args.dry_run:
         return _dry_run_null(args, pheno, covar)
     kin = load_kinship(args.grm)
     log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
              "stored (reused)" if kin.eigen is not None else "not stored")
     nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family,
-                                                             loco_from=args.grm if args.loco else None)
+                                                             loco_from=args.grm if args.loco else None,
+                                                             offset=args.offset, exposure=args.exposure)
     if not nulls:
         raise InputError("no phenotype could be fitted; see the errors above")
     save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,

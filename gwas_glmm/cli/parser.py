@@ -122,6 +122,11 @@ def _add_gwas_commands(sub) -> None:
     null.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns (default: all)")
     null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default="gaussian",
                       help="negbin: NB2 with its dispersion estimated alongside (PQL)")
+    off = null.add_mutually_exclusive_group()
+    off.add_argument("--offset", metavar="COL", help="covariate-file column used as an offset on the link scale "
+                     "(taken out of the covariates)")
+    off.add_argument("--exposure", metavar="COL", help="covariate-file column whose log is the offset, e.g. "
+                     "follow-up time for Poisson/negbin counts (taken out of the covariates)")
     null.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                       help="also compute each phenotype's residual with each chromosome left out of the GRM, from "
                       "the GRM file's LOCO parts (one n^3/3 factorisation per chromosome); the scan then tests each "

@@ -67,7 +67,8 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str) -> tuple[LocoPart
     xsx_inv = np.linalg.inv(null.x.T @ si_x)
     si_y = sla.cho_solve((chol, True), y_work, check_finite=False)
     py = si_y - si_x @ (xsx_inv @ (null.x.T @ si_y))
-    mu = _inverse_link(null.family, y_work - null.phi * py / null.w)
+    eta = y_work - null.phi * py / null.w
+    mu = _inverse_link(null.family, eta if null.offset is None else eta + null.offset)
     return LocoPart(str(chrom), py, si_x, xsx_inv, mu), chol
 
 

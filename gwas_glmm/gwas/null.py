@@ -47,6 +47,7 @@ class NullModel:
     status: dict = field(default_factory=dict)
     dispersion: float | None = None  # negative binomial theta
     y_work: np.ndarray | None = None  # PQL working response y~ (Gaussian: y itself)
+    offset: np.ndarray | None = None  # on the link scale (None: 0)
     loco: dict = field(default_factory=dict)  # chromosome -> loco.LocoPart
 
     @property
@@ -76,10 +77,13 @@ class NullModel:
         return sla.solve_triangular(self.chol, g, lower=True, check_finite=False)
 
 
-def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol: float = 1e-6) -> NullModel:
+def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol: float = 1e-6,
+             offset=None) -> NullModel:
     """Fit the null GLMM with the kinship as a known-covariance random effect.  ``y``/``x`` rows
-    follow ``iid`` (default: the kinship's order); the kinship is aligned to them."""
+    follow ``iid`` (default: the kinship's order); the kinship is aligned to them.  ``offset``:
+    a known term on the link scale (e.g. log exposure for counts)."""
     y = np.asarray(y, dtype=float)
+    offset = None if offset is None or not np.any(offset) else np.asarray(offset, dtype=float)
     x = np.asarray(x, dtype=float)
     n = len(y)
     iid = np.asarray(kinship.iid if iid is None else iid, dtype=object)
@@ -88,6 +92,8 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
     kin = kinship.align(_fids_for(kinship, iid), iid)
     if family == "gaussian":
         kin = kin.decompose()
+        if offset is not None:  # identity link: the offset shifts the response
+            y = y - offset
         fit = fit_glmm(y, x, [KnownCovTerm.from_kinship("grm", iid, kin)], method="REML")
         if not fit.extra.get("eigen_path"):
             raise InputError("internal: the Gaussian null did not take the eigenbasis path")
@@ -105,13 +111,14 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
                          si_x, xsx_inv, eig_vectors=vecs, eig_inv_d=inv_d,
                          status={"method": "REML (eigenbasis)", "converged": fit.converged, "warnings": fit.warnings})
     matrix = kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float)
-    fit = fit_pql(y, x, [("grm", matrix)], family=family, tol=tol)
+    fit = fit_pql(y, x, [("grm", matrix)], family=family, tol=tol, offset=offset)
     wm = fit.extra["working"]
     chol = np.tril(wm.sigma_chol)  # the fit's own factor of Sigma, upper triangle cleared for storage
     return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
                      wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
                      status={"method": "PQL/AI-REML", "converged": fit.converged, "iterations": fit.n_evaluations,
-                             "warnings": fit.warnings}, dispersion=fit.dispersion, y_work=wm.y_work)
+                             "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(wm.tau[0] <= 0),
+                             "warnings": fit.warnings}, dispersion=fit.dispersion, y_work=wm.y_work, offset=offset)
 
 
 def _fids_for(kinship: Kinship, iid) -> np.ndarray:

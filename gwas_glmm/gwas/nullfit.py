@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._progress import get_logger
-from ..exceptions import GwasGlmmError
+from ..exceptions import GwasGlmmError, InputError
 from ..io.pheno import align_samples
 from ..io.plink import SampleTable
 from ..kinship import Kinship
@@ -23,8 +23,12 @@ def kinship_samples(fid, iid) -> SampleTable:
                        np.zeros(n, dtype=np.int64))
 
 
-def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None):
+def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None, offset: str | None = None,
+                    exposure: str | None = None):
     """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
+
+    ``offset``/``exposure``: a column of the covariate file taken out of the covariates and used
+    as a known term on the link scale (``exposure``: its log, e.g. follow-up time for counts).
 
     ``loco_from``: a kinship file with LOCO parts; each fitted model then also gets, per
     chromosome, its residual with that chromosome left out of the GRM (:mod:`gwas.loco`).
@@ -40,7 +44,27 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
                  int((~complete).sum()))
     idx = np.flatnonzero(complete)
     fid, iid = aligned.fid[idx], aligned.iid[idx]
-    x = np.column_stack([np.ones(len(idx)), aligned.x[idx]])
+    covar_names, xcov = list(aligned.covar_names), aligned.x
+    off = None
+    for column, take_log in ((offset, False), (exposure, True)):
+        if column is None:
+            continue
+        if off is not None:
+            raise InputError("give --offset or --exposure, not both")
+        if column not in covar_names:
+            raise InputError(f"--{'exposure' if take_log else 'offset'} {column}: no such numeric column in the "
+                             f"covariate file (have: {', '.join(covar_names)})")
+        j = covar_names.index(column)
+        off = xcov[idx, j].astype(float)
+        if take_log:
+            bad = np.flatnonzero(~(off > 0))
+            if bad.size:
+                raise InputError(f"--exposure {column}: must be positive, {off[bad[0]]:g} for sample {fid[bad[0]]} "
+                                 f"{iid[bad[0]]}")
+            off = np.log(off)
+        keep = [k for k in range(len(covar_names)) if k != j]
+        xcov, covar_names = xcov[:, keep], [covar_names[k] for k in keep]
+    x = np.column_stack([np.ones(len(idx)), xcov[idx]])
     kin = kin.align(fid, iid)
     if kin.eigen is None and family == "gaussian":
         log.info("decomposing the kinship once for the %d analysis samples", len(idx))
@@ -49,7 +73,7 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     for k, name in enumerate(aligned.pheno_names):
         y = aligned.y[idx, k]
         try:
-            model = fit_null(y, x, kin, family, iid=iid)
+            model = fit_null(y, x, kin, family, iid=iid, offset=off)
         except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
             statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
             log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])
@@ -61,7 +85,7 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
                  "; " + "; ".join(model.status["warnings"]) if model.status.get("warnings") else "")
     if loco_from is not None and nulls:
         add_loco(nulls, loco_from, fid, iid)
-    return nulls, statuses, fid, iid, ["(Intercept)"] + list(aligned.covar_names)
+    return nulls, statuses, fid, iid, ["(Intercept)"] + covar_names
 
 
 def add_loco(nulls: dict, path, fid, iid) -> None:

@@ -4,7 +4,8 @@
     /samples/fid, iid        the analysis samples, in the order of every vector below
     /eigen/vectors, values   the kinship's eigendecomposition (Gaussian phenotypes use it)
     /pheno/<name>            attrs: family, tau, phi, h2, status (JSON), covar_names (JSON)
-        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol and y_work (PQL)
+        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol and y_work (PQL),
+        offset (if any)
 /pheno/<name>/loco/<chrom>/py, sigma_inv_x, xsx_inv, mu   the same with chromosome <chrom> left
                          out of the GRM (gwas/loco.py), for testing that chromosome's variants
 
@@ -56,8 +57,9 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 g.create_dataset("eig_inv_d", data=m.eig_inv_d)
             else:
                 g.create_dataset("chol", data=m.chol)
-            if m.y_work is not None:
-                g.create_dataset("y_work", data=m.y_work)
+            for key in ("y_work", "offset"):
+                if getattr(m, key) is not None:
+                    g.create_dataset(key, data=getattr(m, key))
             for chrom, part in m.loco.items():
                 lg = g.create_group(f"loco/{chrom}")
                 for key in LOCO_FIELDS:
@@ -103,6 +105,7 @@ def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict
                 eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
                 chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
                 y_work=g["y_work"][...] if "y_work" in g else None,
+                offset=g["offset"][...] if "offset" in g else None,
                 loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS}) for c, lg in g.get("loco", {}).items()},
                 dispersion=None if np.isnan(a.get("dispersion", np.nan)) else float(a["dispersion"]), **fields)
         attrs = {k: v for k, v in h5.attrs.items()}

@@ -175,6 +175,11 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
         converged=converged, n_evaluations=iterations)
     result.random_effects = {name: (np.arange(n), (t * (k @ py))[:, None]) for name, t, k in zip(names, tau, mats)}
     result.extra.update(working=working, family_object=fam, x=x, offset=offset)
+    try:  # SEs of the variance components from the last average-information matrix
+        se = np.sqrt(np.clip(np.diag(np.linalg.inv(ai)), 0.0, None))
+        result.extra["tau_se"] = se[1:] if gaussian else se
+    except (np.linalg.LinAlgError, NameError):
+        result.extra["tau_se"] = np.full(len(tau), np.nan)
     for name, t in zip(names, tau):
         if t < 1e-8 * (1 + np.max(tau)):
             msg = f"variance of {name!r} estimated at the boundary (0)"
