@@ -136,9 +136,13 @@ def test_cli_pipeline(tmp_path, small_cohort):
                  "--out", str(tmp_path / "bt")]) == 0
     assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "qt.null.h5"), "--out", str(tmp_path / "s")]) == 0
     assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "bt.null.h5"), "--out", str(tmp_path / "s"),
-                 "--mode", "fast"]) == 0
+                 "--mode", "fast", "--parquet"]) == 0
     bt = pd.read_csv(tmp_path / "s.bt1.tsv.gz", sep="\t")
     assert {"A1FREQ_CASES", "N_CASES", "TEST"} <= set(bt.columns)
+    pq = pd.read_parquet(tmp_path / "s.bt1.parquet")
+    assert list(pq.columns) == list(bt.columns) and len(pq) == len(bt)
+    np.testing.assert_allclose(pq.LOG10P, bt.LOG10P)
+    assert pq.CHROM.iloc[0] == "1" and pq.P.dtype == float
     assert main(["plot", "--results", str(tmp_path / "s.qt.tsv.gz"), "--out", str(tmp_path / "p")]) == 0
     assert (tmp_path / "p.manhattan.png").stat().st_size > 5000 and (tmp_path / "p.qq.png").exists()
     assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "x")]) == 1

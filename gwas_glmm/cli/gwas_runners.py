@@ -109,7 +109,8 @@ def run_scan(args: argparse.Namespace) -> None:
     if chunk is not None:
         log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
     config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
-                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2, loco=not args.no_loco)
+                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2, loco=not args.no_loco,
+                        parquet=args.parquet)
     if args.dry_run:
         from .. import sizing
 

@@ -146,6 +146,8 @@ def _add_gwas_commands(sub) -> None:
                       help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
                       "ratio from random variants (n per variant); auto: exact up to 5,000 samples")
     scan.add_argument("--no-spa", action="store_true", help="no saddlepoint approximation for binary traits")
+    scan.add_argument("--parquet", action="store_true",
+                      help="also write PREFIX.<phenotype>.parquet (pip install 'gwas_glmm[parquet]')")
     scan.add_argument("--no-loco", action="store_true",
                       help="test every variant against the full-GRM null model even where it has LOCO parts")
     scan.add_argument("--chunk", metavar="K/N", help="scan only the K-th of N equal, contiguous ranges of the "

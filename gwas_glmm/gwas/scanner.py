@@ -29,6 +29,7 @@ from .._progress import get_logger, progress
 from ..exceptions import AlignmentError, InputError
 from ..genotype.stats import VariantFilter, compute_stats
 from ..io.plink import PlinkFileset
+from ..io.tables import results_to_parquet
 from .null import NullModel
 from .score import exact_variance, score_test, variance_ratio
 
@@ -51,6 +52,7 @@ class ScanConfig:
     seed: int = 1
     threads: int = 2
     loco: bool = True  # use the null models' LOCO parts where they have them
+    parquet: bool = False  # also write OUT.<phenotype>.parquet
 
 
 def _blocks_by_chromosome(variants: np.ndarray, chrom: np.ndarray, size: int) -> list[np.ndarray]:
@@ -348,6 +350,8 @@ class Scan:
                         if lines:
                             gz.write(("\n".join(lines) + "\n").encode())
             paths[name] = path
+            if self.config.parquet:
+                results_to_parquet(path, Path(f"{self.out}.{name}.parquet"))
             lam = genomic_control(np.array(chisq_all))
             log.info("phenotype %s: %d variants tested; genomic control lambda %.4f (median), %.4f (q 0.01), "
                      "%.4f (q 0.001); written to %s", name, len(chisq_all), lam["median"], lam["q0.01"],

@@ -15,3 +15,18 @@ def write_tsv(path: str | os.PathLike, frame: pd.DataFrame, float_format: str = 
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", float_format=float_format,
                      compression=compression)
+
+
+def results_to_parquet(tsv_path: str | os.PathLike, path: str | os.PathLike) -> None:
+    """A results file as Parquet (pyarrow): the same columns, typed (P as float64, which is 0
+    where it underflows; LOG10P stays exact)."""
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        from ..exceptions import InputError
+
+        raise InputError("--parquet needs pyarrow: pip install 'gwas_glmm[parquet]'") from None
+    text = {c: str for c in ("CHROM", "ID", "ALLELE0", "ALLELE1", "TEST")}
+    frame = pd.read_csv(tsv_path, sep="\t", dtype=text, na_values="NA", keep_default_na=False)
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
