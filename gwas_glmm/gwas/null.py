@@ -64,6 +64,15 @@ class NullModel:
         resid = np.pi**2 / 3 if self.family == "binomial" else self.phi
         return self.tau / (self.tau + resid) if self.tau + resid > 0 else 0.0
 
+    def top_vectors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(the last k eigenvectors as a contiguous (k, n) array, their 1/d), cached: the fast
+        mode multiplies every block by them, and a strided column slice of the n x n vectors
+        would be copied each time."""
+        cache = self.__dict__.setdefault("_top_cache", {})
+        if k not in cache:
+            cache[k] = (np.ascontiguousarray(self.eig_vectors[:, -k:].T), self.eig_inv_d[-k:].copy())
+        return cache[k]
+
     def sigma_inv(self, g: np.ndarray) -> np.ndarray:
         """Sigma^-1 @ g for an (n, m) block."""
         if self.eig_vectors is not None:
