@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from ..exceptions import AlignmentError, InputError
@@ -27,9 +28,10 @@ def encode(values, name: str) -> tuple[np.ndarray, np.ndarray]:
     arr = np.asarray(values)
     if arr.dtype.kind == "f" and np.isnan(arr).any():
         raise InputError(f"grouping factor {name!r} has missing values; drop those rows first")
-    arr = np.array([str(v) for v in arr], dtype=object) if arr.dtype.kind in "OUS" else arr
-    levels, codes = np.unique(arr, return_inverse=True)
-    return codes.astype(np.int64), levels
+    if arr.dtype.kind in "OUS":
+        arr = np.array([str(v) for v in arr], dtype=object)
+    codes, levels = pd.factorize(arr, sort=True)  # hashing, O(n): np.unique would sort all n values
+    return codes.astype(np.int64), np.asarray(levels)
 
 
 @dataclass
