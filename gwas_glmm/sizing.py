@@ -12,8 +12,9 @@ n samples, m variants, b variants per block, p covariates, t threads, k phenotyp
   chromosome and phenotype, one LOCO matrix in memory at a time.
 * scan: exact: 2 n^2 m flops per phenotype; fast: 2 n m (200 + p) flops per phenotype
   (Gaussian) or 4 n m p (PQL); memory the null models (n^2 doubles for the shared eigenvectors,
-  n^2 per PQL phenotype) plus 2 t blocks in flight of n b (4 + 8 + 8 (k + 1)) bytes; LOCO adds
-  one n^3 / 3 factorisation per chromosome and phenotype and a LOCO matrix in memory.
+  n^2 per PQL phenotype) plus t blocks in flight of n b (4 + 4 + 8 + 8) bytes; LOCO adds one
+  n^3 / 3 factorisation per chromosome and phenotype, with a LOCO matrix and Sigma_c in memory
+  (12 n^2 bytes) between chromosomes, when no block is running.
 
 Time is flops over this machine's measured GEMM rate (a 0.2 s probe) plus the .bed decoding
 rate; memory adds the process's own size before any data is loaded.
@@ -57,15 +58,19 @@ class MachineSpeed:
         return cls(rates[0], rates[1], os.cpu_count() or 1)
 
 
+KERNELS_BYTES = 160 * 2**20  # numba's compiled kernels and LLVM, loaded on first use (not by a dry run)
+
+
 def process_rss() -> int:
-    """This process's resident size now (bytes): the base every estimate adds to."""
+    """This process's resident size now (bytes) plus the compiled kernels a real run loads: the
+    base every estimate adds to."""
     try:
         with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") + KERNELS_BYTES
     except OSError:
         import resource
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + KERNELS_BYTES
 
 
 @dataclass
@@ -159,24 +164,26 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     nulls = nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
-    inflight = 2 * threads * n * block * (4 + 8 + 8 * (k + 1))
+    # per running block: the float32 read, its kept copy, the float64 dosages and one product
+    inflight = threads * n * block * (4 + 4 + 8 + 8)
     if mode == "exact":
         flops = 2.0 * nn * m * k
     else:
         flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)
-    loco_bytes = 0.0
-    if loco_parts:  # per chromosome: read its LOCO matrix, factorise Sigma_c per phenotype
+    loco_bytes, loco_memory = 0.0, 0.0
+    if loco_parts:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
         flops += loco_parts * k * n**3 / 3.0
-        nulls += nn * (4 + 8 + 8)
+        loco_memory = nn * (4 + 8)
         loco_bytes = loco_parts * nn * 12
     seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
                + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores) + loco_bytes / DISK_WRITE_RATE)
     binary = sum(f == "binomial" for f in families)
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
-              f"{2 * threads} blocks of {block} variants in flight {_size(inflight)}",
+              f"{threads} blocks of {block} variants in flight {_size(inflight)}",
               f"checkpoints while running ~{_size(m * 8 * (4 + 4 * k))} (removed at the end)"]
     if loco_parts:
         detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype "
                       "(--no-loco to skip)")
-    return Estimate("scan", base + nulls + inflight, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)
+    memory = base + nulls + max(inflight, loco_memory)
+    return Estimate("scan", memory, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)
