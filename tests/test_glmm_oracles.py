@@ -9,7 +9,7 @@ from scipy import integrate, optimize, stats
 
 from gwas_glmm import AlignmentError, InputError, Kinship
 from gwas_glmm.mixed import GroupTerm, KnownCovTerm, fit_glmm, get_family, olre
-from gwas_glmm.mixed.laplace import agq_deviance, pirls
+from gwas_glmm.mixed.laplace import agq_deviance, pirls, pirls_known
 from gwas_glmm.mixed.terms import TermSet
 
 
@@ -173,6 +173,31 @@ def test_known_covariance_glmm_laplace_equals_dense_brute_force():
     hess = np.diag(p * (1 - p)) + cinv
     brute = 2 * h(b) + np.linalg.slogdet(hess)[1] + np.linalg.slogdet(cov)[1]
     assert ours == pytest.approx(brute, abs=1e-6)
+    # the observation-space Newton path the fits use equals both
+    constant = float(np.sum(fam.loglik_constant(y, np.ones(n))))
+    known = pirls_known(term, theta, np.full(n, -0.4), y, np.ones(n), fam, None, constant)
+    assert known[0] == pytest.approx(brute, abs=1e-6)
+    np.testing.assert_allclose(terms.design(theta) @ known[2], b, atol=1e-6)
+
+
+def test_known_covariance_path_with_repeated_levels_equals_general_pirls():
+    """Several observations per level (Sigma = theta^2 K[codes][:, codes] is singular): the
+    observation-space path still equals the general PLS one."""
+    n_levels, reps = 15, 3
+    k = _kinship(n_levels, seed=6)
+    kin = Kinship.from_array(k, iid=[str(i) for i in range(n_levels)])
+    ids = [str(i % n_levels) for i in range(n_levels * reps)]
+    n = len(ids)
+    rng = np.random.default_rng(3)
+    y = rng.poisson(1.5, n).astype(float)
+    fam = get_family("poisson")
+    term = KnownCovTerm.from_kinship("id", ids, kin)
+    terms = TermSet([term], n)
+    theta, eta = np.array([0.6]), rng.normal(0.2, 0.3, n)
+    general = pirls(terms, theta, terms.design(theta), eta, y, np.ones(n), fam, np.zeros(terms.q))
+    known = pirls_known(term, theta, eta, y, np.ones(n), fam, None, float(np.sum(fam.loglik_constant(y, np.ones(n)))))
+    assert known[0] == pytest.approx(general[0], abs=1e-8)
+    np.testing.assert_allclose(known[2], general[1], atol=1e-6)
 
 
 def test_bad_input():

@@ -138,6 +138,12 @@ class KnownCovTerm:
         k = self.first_positive
         return self.eigen.vectors[:, k:] * np.sqrt(self.eigen.values[k:])
 
+    @cached_property
+    def obs_covariance(self) -> np.ndarray:
+        """K between the observations (rows and columns of K picked by ``codes``): n x n, once."""
+        c = self.chol[self.codes]
+        return c @ c.T
+
     @property
     def one_per_level(self) -> bool:
         """Each level observed exactly once (the GWAS layout): the eigenbasis path applies."""
