@@ -30,6 +30,8 @@ def main() -> None:
     ap.add_argument("--n-variants", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gemma-variants", type=int, default=5000)
+    ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
+                    help="GRM with LOCO parts, LOCO null and scans (gwas-glmm's default)")
     ap.add_argument("--workdir", default="bench_out/scan")
     ap.add_argument("--cohort-dir", default="bench_out/io")
     args = ap.parse_args()
@@ -41,8 +43,8 @@ def main() -> None:
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t = str(args.threads)
     r = {}
-    r["grm_eigen"] = measure([gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--no-loco", "--eigen",
-                              "--threads", t])
+    r["grm_eigen"] = measure([gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--eigen",
+                              "--loco" if args.loco else "--no-loco", "--threads", t])
     r["null"] = measure([gg, "null", "--grm", work / "grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
                          "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", work / "qt.null.h5"])
     for mode in ("fast", "exact"):
@@ -82,7 +84,7 @@ def main() -> None:
         times = dict(re.findall(r"## (time elapsed on [^=]+?)\s*=\s*([0-9.]+)", log))
         r["gemma_lmm"]["log_times_min"] = times
     m = args.n_variants
-    print(f"\nN = {args.n_samples}, M = {m}, 2 threads\n")
+    print(f"\nN = {args.n_samples}, M = {m}, 2 threads, LOCO {'on' if args.loco else 'off'}\n")
     print(f"{'stage':<14}{'seconds':>10}{'variants/s':>12}{'peak RSS MiB':>14}")
     for key, v in r.items():
         nv = v.get("variants", m) if key.startswith(("scan", "plink2", "gemma")) else None
