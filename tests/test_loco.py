@@ -80,6 +80,8 @@ def test_cli_uses_loco_by_default_and_not_with_no_loco(small_cohort, grm, tmp_pa
                      str(tmp_path / name), *extra]) == 0
         results[name] = pd.read_csv(tmp_path / f"{name}.qt.tsv.gz", sep="\t")
     assert "LOCO" in (tmp_path / "a.log").read_text()
+    ratios = [p.ratio for p in load_nulls(tmp_path / "loco.null.h5")[0]["qt"].loco.values()]
+    assert all(r is not None and 0.2 < r < 5 for r in ratios)  # calibrated by null on the GRM's .bed
     pd.testing.assert_frame_equal(results["b"], results["c"])
     assert not np.allclose(results["a"].CHISQ, results["c"].CHISQ)
     delta = np.abs(results["a"].LOG10P - results["d"].LOG10P)  # 300 samples: loose; test_scan checks 0.05 at 1,500

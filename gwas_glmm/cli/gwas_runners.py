@@ -67,7 +67,8 @@ def run_null(args: argparse.Namespace) -> None:
              "stored (reused)" if kin.eigen is not None else "not stored")
     nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family,
                                                              loco_from=args.grm if args.loco else None,
-                                                             offset=args.offset, exposure=args.exposure)
+                                                             offset=args.offset, exposure=args.exposure,
+                                                             bfile=_calibration_bfile(args) if args.loco else None)
     if not nulls:
         raise InputError("no phenotype could be fitted; see the errors above")
     save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,
@@ -75,6 +76,20 @@ def run_null(args: argparse.Namespace) -> None:
                                         parameters=_params(args), started=started), "status": statuses})
     log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
              time.perf_counter() - started)
+
+
+def _calibration_bfile(args: argparse.Namespace) -> str | None:
+    """--bfile, or the .bed the GRM was built from (its provenance) while it is still there."""
+    from ..kinship.store import read_provenance
+
+    if args.bfile:
+        return args.bfile
+    recorded = read_provenance(args.grm).get("inputs", {}).get("bed", "")
+    bed = str(recorded.get("path", "") if isinstance(recorded, dict) else recorded)
+    if bed.endswith(".bed") and Path(bed).exists():
+        log.info("fast-mode LOCO calibration on random variants of %s (the GRM's genotypes)", bed)
+        return bed[:-4]
+    return None
 
 
 def parse_chunk(text: str | None) -> tuple[int, int] | None:

@@ -127,6 +127,8 @@ def _add_gwas_commands(sub) -> None:
                      "(taken out of the covariates)")
     off.add_argument("--exposure", metavar="COL", help="covariate-file column whose log is the offset, e.g. "
                      "follow-up time for Poisson/negbin counts (taken out of the covariates)")
+    null.add_argument("--bfile", metavar="PREFIX", help="genotypes whose random variants calibrate the fast LOCO "
+                      "scan per chromosome (default: the .bed the GRM was built from, if it is still there)")
     null.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                       help="also compute each phenotype's residual with each chromosome left out of the GRM, from "
                       "the GRM file's LOCO parts (one n^3/3 factorisation per chromosome); the scan then tests each "

@@ -35,6 +35,7 @@ class LocoPart:
     sigma_inv_x: np.ndarray
     xsx_inv: np.ndarray
     mu: np.ndarray
+    ratio: float | None = None  # the fast mode's variance ratio against Sigma_c, if calibrated here
 
 
 FIELDS = ("py", "sigma_inv_x", "xsx_inv", "mu")
@@ -59,8 +60,11 @@ def loco_sigma_chol(null: NullModel, k_loco: np.ndarray) -> np.ndarray:
             from None
 
 
-def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str) -> tuple[LocoPart, np.ndarray]:
-    """(the stored LOCO quantities for ``chrom``, the Cholesky factor of Sigma_c)."""
+def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.ndarray | None = None
+              ) -> tuple[LocoPart, np.ndarray]:
+    """(the stored LOCO quantities for ``chrom``, the Cholesky factor of Sigma_c).  With
+    ``calibration`` (dosages of the chromosome's random variants, at least 10) the fast mode's
+    variance ratio is calibrated here against Sigma_c, so the fast scan never factorises it."""
     chol = loco_sigma_chol(null, k_loco)
     y_work = null.working_response
     si_x = sla.cho_solve((chol, True), null.x, check_finite=False)
@@ -69,7 +73,13 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str) -> tuple[LocoPart
     py = si_y - si_x @ (xsx_inv @ (null.x.T @ si_y))
     eta = y_work - null.phi * py / null.w
     mu = _inverse_link(null.family, eta if null.offset is None else eta + null.offset)
-    return LocoPart(str(chrom), py, si_x, xsx_inv, mu), chol
+    part = LocoPart(str(chrom), py, si_x, xsx_inv, mu)
+    if calibration is not None and calibration.shape[1] >= 10:
+        from .score import exact_variance, variance_ratio
+
+        exact = exact_variance(with_loco(null, part, chol), calibration)
+        part.ratio = variance_ratio(with_loco(null, part), calibration, exact=exact)[0]
+    return part, chol
 
 
 def with_loco(null: NullModel, part: LocoPart, chol: np.ndarray | None = None) -> NullModel:

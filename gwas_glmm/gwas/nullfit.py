@@ -24,14 +24,15 @@ def kinship_samples(fid, iid) -> SampleTable:
 
 
 def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None, offset: str | None = None,
-                    exposure: str | None = None):
+                    exposure: str | None = None, bfile=None):
     """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
 
     ``offset``/``exposure``: a column of the covariate file taken out of the covariates and used
     as a known term on the link scale (``exposure``: its log, e.g. follow-up time for counts).
 
     ``loco_from``: a kinship file with LOCO parts; each fitted model then also gets, per
-    chromosome, its residual with that chromosome left out of the GRM (:mod:`gwas.loco`).
+    chromosome, its residual with that chromosome left out of the GRM (:mod:`gwas.loco`), and
+    with ``bfile`` (the genotypes) the fast scan's variance ratio per chromosome.
 
     Samples: those in the kinship, the phenotype and the covariate files with every requested
     phenotype and covariate observed (one sample set, so the kinship is aligned and, if it must
@@ -84,13 +85,14 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
                  len(y), model.status.get("method"), model.status.get("converged"), model.tau, model.phi, model.h2,
                  "; " + "; ".join(model.status["warnings"]) if model.status.get("warnings") else "")
     if loco_from is not None and nulls:
-        add_loco(nulls, loco_from, fid, iid)
+        add_loco(nulls, loco_from, fid, iid, bfile=bfile)
     return nulls, statuses, fid, iid, ["(Intercept)"] + covar_names
 
 
-def add_loco(nulls: dict, path, fid, iid) -> None:
+def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
     """Give every null model with a genetic variance its LOCO parts, one chromosome at a time
-    (one LOCO matrix in memory; one n^3/3 Cholesky per chromosome and phenotype)."""
+    (one LOCO matrix in memory; one n^3/3 Cholesky per chromosome and phenotype).  With
+    ``bfile``, 100 random variants of each chromosome calibrate the fast mode against Sigma_c."""
     from .._progress import progress
     from ..kinship.store import load_kinship, loco_names
     from .loco import loco_part
@@ -104,10 +106,23 @@ def add_loco(nulls: dict, path, fid, iid) -> None:
         log.info("phenotype %s: tau = 0, so LOCO changes nothing", name)
     if not todo:
         return
+    fileset = samples = chrom_of = None
+    if bfile is not None:
+        from ..io.plink import PlinkFileset
+        from .scanner import sample_positions
+
+        fileset = PlinkFileset(bfile)
+        samples = sample_positions(fileset, fid, iid)
+        chrom_of = np.asarray(fileset.variants.chrom).astype(str)
     with progress(total=len(chroms), desc="LOCO", unit="chromosome") as bar:
         for chrom in chroms:
             k_loco = load_kinship(path, loco=chrom, with_eigen=False).align(fid, iid).matrix
+            calibration = None
+            if fileset is not None:
+                from .scanner import calibration_genotypes
+
+                calibration = calibration_genotypes(fileset, samples, np.flatnonzero(chrom_of == chrom))
             for model in todo.values():
-                model.loco[chrom], _ = loco_part(model, k_loco, chrom)
+                model.loco[chrom], _ = loco_part(model, k_loco, chrom, calibration)
             bar.update(1)
     log.info("LOCO residuals for %d chromosome(s) and %d phenotype(s)", len(chroms), len(todo))

@@ -68,6 +68,19 @@ def _blocks_by_chromosome(variants: np.ndarray, chrom: np.ndarray, size: int) ->
     return blocks
 
 
+def calibration_genotypes(fileset: PlinkFileset, samples: np.ndarray, variants: np.ndarray, n_calibration: int = 100,
+                          seed: int = 1) -> np.ndarray:
+    """Mean-imputed dosages of up to ``n_calibration`` random variants with MAC >= 20 among
+    ``variants`` (seeded: a resumed scan, or the null step, picks the same ones)."""
+    if not len(variants):
+        return np.empty((len(samples), 0))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(variants, size=min(len(variants), 20 * n_calibration), replace=False))
+    g = _impute(fileset.read(samples, pick))
+    stats = compute_stats(g.astype(np.float32, order="F"))
+    return g[:, np.flatnonzero(stats.mac >= 20)[:n_calibration]]
+
+
 def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
     lookup = {(f, i): k for k, (f, i) in enumerate(zip(fileset.samples.fid, fileset.samples.iid))}
     pos = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
@@ -178,13 +191,8 @@ class Scan:
 
     # -- calibration -----------------------------------------------------------------------
     def _calibration_set(self, variants: np.ndarray) -> np.ndarray:
-        """Mean-imputed dosages of up to ``n_calibration`` random variants with MAC >= 20 among
-        ``variants`` (seeded: a resumed scan calibrates the same way)."""
-        rng = np.random.default_rng(self.config.seed)
-        pick = np.sort(rng.choice(variants, size=min(len(variants), 20 * self.config.n_calibration), replace=False))
-        g = _impute(self.fileset.read(self.samples, pick))
-        stats = compute_stats(g.astype(np.float32, order="F"))
-        return g[:, np.flatnonzero(stats.mac >= 20)[: self.config.n_calibration]]
+        return calibration_genotypes(self.fileset, self.samples, variants, self.config.n_calibration,
+                                     self.config.seed)
 
     def calibrate(self) -> None:
         if self.mode != "fast":
@@ -248,6 +256,15 @@ class Scan:
         from .loco import loco_sigma_chol, with_loco
 
         nulls, ratios, k_loco, g = {}, dict(self.ratios), None, None
+        stored = self.mode == "fast" and all(
+            getattr(m.loco.get(chrom), "ratio", None) is not None for m in self.nulls.values() if chrom in m.loco)
+        if stored:  # calibrated by gwas-glmm null against Sigma_c: nothing to factorise here
+            for name, null in self.nulls.items():
+                part = null.loco.get(chrom)
+                nulls[name] = null if part is None else with_loco(null, part)
+                if part is not None:
+                    ratios[name] = part.ratio
+            return nulls, ratios
         if self.mode == "fast":  # calibrate on this chromosome's own variants: LOCO changes their variance most
             g = self._calibration_set(self.variants[np.asarray(self.fileset.variants.chrom).astype(str)[self.variants]
                                                     == chrom])

@@ -64,6 +64,8 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 lg = g.create_group(f"loco/{chrom}")
                 for key in LOCO_FIELDS:
                     lg.create_dataset(key, data=getattr(part, key))
+                if part.ratio is not None:
+                    lg.attrs["ratio"] = part.ratio
     return path
 
 
@@ -106,7 +108,9 @@ def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict
                 chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
-                loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS}) for c, lg in g.get("loco", {}).items()},
+                loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS},
+                                  ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
+                      for c, lg in g.get("loco", {}).items()},
                 dispersion=None if np.isnan(a.get("dispersion", np.nan)) else float(a["dispersion"]), **fields)
         attrs = {k: v for k, v in h5.attrs.items()}
     return nulls, fid, iid, attrs
