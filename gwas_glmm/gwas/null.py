@@ -69,9 +69,10 @@ class NullModel:
         mode multiplies every block by them, and a strided column slice of the n x n vectors
         would be copied each time."""
         cache = self.__dict__.setdefault("_top_cache", {})
-        if k not in cache:
-            cache[k] = (np.ascontiguousarray(self.eig_vectors[:, -k:].T), self.eig_inv_d[-k:].copy())
-        return cache[k]
+        found = cache.get(k)
+        if found is None:  # one assignment of a complete tuple: safe when blocks run on threads
+            found = cache[k] = (np.ascontiguousarray(self.eig_vectors[:, -k:].T), self.eig_inv_d[-k:].copy())
+        return found
 
     def sigma_inv(self, g: np.ndarray) -> np.ndarray:
         """Sigma^-1 @ g for an (n, m) block."""

@@ -82,31 +82,33 @@ def _fast_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     base = sum over the top k directions of (v' G~)^2 / d, unit = mean(1/d of the rest) *
     (|G~|^2 - sum (v' G~)^2).  PQL: base = 0, unit = G~' W G~ / phi, G~ adjusted in the W metric.
     """
-    cache = null.__dict__.setdefault("_fast_cache", {})
-    p = null.x.shape[1]
+    cache = null.__dict__.get("_fast_cache")
+    if cache is None:  # built whole, then published in one assignment: blocks run on several threads
+        cache = _fast_cache(null)
+        null.__dict__["_fast_cache"] = cache
     if null.eig_vectors is not None:
-        k = min(FAST_RANK, null.n - 1)
-        if "stack" not in cache:
-            vectors, inv_d = null.top_vectors(k)
-            cache["stack"] = np.vstack([vectors, null.sigma_inv_x.T, null.x.T])
-            cache["vx"] = vectors @ null.x
-            cache["xtx"] = null.x.T @ null.x
-            cache["rest"] = float(np.mean(null.eig_inv_d[:-k]))
+        k, p = cache["k"], null.x.shape[1]
         prod = cache["stack"] @ g
         vg, sg, xg = prod[:k], prod[k:k + p], prod[k + p:]
         c = null.xsx_inv @ sg
         proj = vg - cache["vx"] @ c
-        _, inv_d = null.top_vectors(k)
         norm2 = np.einsum("ij,ij->j", g, g) - 2 * np.einsum("ij,ij->j", xg, c) + np.einsum("ij,ij->j", c,
                                                                                                cache["xtx"] @ c)
         top = np.einsum("ij,ij->j", proj, proj)
-        return np.einsum("ij,i,ij->j", proj, inv_d, proj), cache["rest"] * (norm2 - top)
-    if "xw" not in cache:
-        xw = null.x * null.w[:, None]
-        cache["xw"], cache["xwx_inv"] = np.ascontiguousarray(xw.T), np.linalg.inv(null.x.T @ xw)
+        return np.einsum("ij,i,ij->j", proj, cache["inv_d"], proj), cache["rest"] * (norm2 - top)
     b = cache["xw"] @ g  # X' W G
     gwg = np.einsum("ij,i,ij->j", g, null.w, g)
     return np.zeros(g.shape[1]), (gwg - np.einsum("ij,ij->j", b, cache["xwx_inv"] @ b)) / null.phi
+
+
+def _fast_cache(null: NullModel) -> dict:
+    if null.eig_vectors is not None:
+        k = min(FAST_RANK, null.n - 1)
+        vectors, inv_d = null.top_vectors(k)
+        return {"k": k, "stack": np.vstack([vectors, null.sigma_inv_x.T, null.x.T]), "vx": vectors @ null.x,
+                "xtx": null.x.T @ null.x, "inv_d": inv_d, "rest": float(np.mean(null.eig_inv_d[:-k]))}
+    xw = null.x * null.w[:, None]
+    return {"xw": np.ascontiguousarray(xw.T), "xwx_inv": np.linalg.inv(null.x.T @ xw)}
 
 
 def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
