@@ -113,7 +113,7 @@ def chunk_of(variants: np.ndarray, chunk: tuple[int, int] | None) -> np.ndarray:
 
 
 def run_scan(args: argparse.Namespace) -> None:
-    from ..gwas.cluster import ClusterResources, scan_client
+    from ..gwas.cluster import scan_client
     from ..gwas.scanner import EXACT_MAX_N, Scan, ScanConfig
     from ..gwas.store import load_nulls, null_header
 
@@ -140,7 +140,7 @@ def run_scan(args: argparse.Namespace) -> None:
             from ..gwas.cluster import job_script
 
             log.info("the job script each of the %d workers would run:\n%s", args.cluster_jobs,
-                     job_script(args.cluster, _resources(args, ClusterResources)))
+                     job_script(args.cluster, _resources(args)))
         return
     nulls, fid, iid, attrs = load_nulls(args.null)
     if samples is not None:
@@ -152,7 +152,7 @@ def run_scan(args: argparse.Namespace) -> None:
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
              len(scan.blocks), len(nulls), scan.n, scan.mode)
     with scan_client(scheduler=args.scheduler, cluster=args.cluster,
-                     resources=_resources(args, ClusterResources)) as client:
+                     resources=_resources(args)) as client:
         paths = scan.run(client=client)
     elapsed = time.perf_counter() - started
     log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
@@ -160,8 +160,10 @@ def run_scan(args: argparse.Namespace) -> None:
         log.info("  %s: %s", name, path)
 
 
-def _resources(args: argparse.Namespace, cls):
-    return cls(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
+def _resources(args: argparse.Namespace):
+    from ..gwas.cluster import ClusterResources
+
+    return ClusterResources(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
                walltime=args.cluster_walltime, queue=args.cluster_queue, account=args.cluster_account)
 
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from scipy import special
 
 from ..exceptions import InputError
+from ..mixed import get_family
 from .null import NullModel
 
 
@@ -39,14 +39,6 @@ class LocoPart:
 
 
 FIELDS = ("py", "sigma_inv_x", "xsx_inv", "mu")
-
-
-def _inverse_link(family: str, eta: np.ndarray) -> np.ndarray:
-    if family == "binomial":
-        return special.expit(eta)
-    if family in ("poisson", "negbin", "negative_binomial"):
-        return np.exp(eta)
-    return eta
 
 
 def loco_sigma_chol(null: NullModel, k_loco: np.ndarray) -> np.ndarray:
@@ -72,7 +64,7 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.n
     si_y = sla.cho_solve((chol, True), y_work, check_finite=False)
     py = si_y - si_x @ (xsx_inv @ (null.x.T @ si_y))
     eta = y_work - null.phi * py / null.w
-    mu = _inverse_link(null.family, eta if null.offset is None else eta + null.offset)
+    mu = get_family(null.family).link.inverse(eta if null.offset is None else eta + null.offset)
     part = LocoPart(str(chrom), py, si_x, xsx_inv, mu)
     if calibration is not None and calibration.shape[1] >= 10:
         from .score import exact_variance, variance_ratio
@@ -88,4 +80,7 @@ def with_loco(null: NullModel, part: LocoPart, chol: np.ndarray | None = None) -
     changes = {key: getattr(part, key) for key in FIELDS}
     if chol is not None:
         changes.update(chol=chol, eig_vectors=None, eig_inv_d=None)
-    return dataclasses.replace(null, loco={}, **changes)
+    view = dataclasses.replace(null, loco={}, **changes)
+    if chol is None and "_top_cache" in null.__dict__:  # same eigenvectors: share their contiguous copy
+        view.__dict__["_top_cache"] = null.__dict__["_top_cache"]
+    return view

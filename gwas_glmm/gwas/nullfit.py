@@ -109,7 +109,7 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
     fileset = samples = chrom_of = None
     if bfile is not None:
         from ..io.plink import PlinkFileset
-        from .scanner import sample_positions
+        from .scanner import calibration_genotypes, sample_positions
 
         fileset = PlinkFileset(bfile)
         samples = sample_positions(fileset, fid, iid)
@@ -119,8 +119,6 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
             k_loco = load_kinship(path, loco=chrom, with_eigen=False).align(fid, iid).matrix
             calibration = None
             if fileset is not None:
-                from .scanner import calibration_genotypes
-
                 calibration = calibration_genotypes(fileset, samples, np.flatnonzero(chrom_of == chrom))
             for model in todo.values():
                 model.loco[chrom], _ = loco_part(model, k_loco, chrom, calibration)

@@ -266,8 +266,7 @@ class Scan:
                     ratios[name] = part.ratio
             return nulls, ratios
         if self.mode == "fast":  # calibrate on this chromosome's own variants: LOCO changes their variance most
-            g = self._calibration_set(self.variants[np.asarray(self.fileset.variants.chrom).astype(str)[self.variants]
-                                                    == chrom])
+            g = self._calibration_set(np.concatenate([b for b, c in zip(self.blocks, self.chrom) if c == chrom]))
             if g.shape[1] < 10:
                 g = self._calibration
         for name, null in self.nulls.items():

@@ -169,12 +169,18 @@ def pirls_known(term, theta, eta_fixed, y, weights, family: Family, a0, constant
     a = np.zeros(len(y)) if a0 is None else np.array(a0, dtype=float)
     f = sigma @ a
 
+    def b_factor(sw):
+        """Lower Cholesky factor of B = I + W^1/2 Sigma W^1/2 (symmetric, so its .T is F order)."""
+        bmat = sw[:, None] * sigma * sw[None, :]
+        bmat[np.diag_indices_from(bmat)] += 1.0
+        return sla.cholesky(bmat.T, lower=True, overwrite_a=True, check_finite=False)
+
     def penalized(a_c, f_c):
         mu_c = family.clip_mu(family.link.inverse(eta_fixed + f_c))
         return conditional_deviance(family, y, mu_c, weights, constant) + float(a_c @ f_c), mu_c
 
     old, mu = penalized(a, f)
-    converged, chol = False, None
+    converged = False
     for _ in range(max_iter):
         eta = eta_fixed + f
         w_fisher, d = family.irls_weights(eta, mu, weights)
@@ -183,9 +189,7 @@ def pirls_known(term, theta, eta_fixed, y, weights, family: Family, a0, constant
             w = w_fisher
         score = w_fisher * (y - mu) / d
         sw = np.sqrt(w)
-        bmat = sw[:, None] * sigma * sw[None, :]
-        bmat[np.diag_indices_from(bmat)] += 1.0
-        chol = sla.cho_factor(bmat.T, lower=True, overwrite_a=True, check_finite=False)  # symmetric: .T is F order
+        chol = (b_factor(sw), True)
         rhs = w * f + score
         target = rhs - sw * sla.cho_solve(chol, sw * (sigma @ rhs), check_finite=False)
         step, new = 1.0, np.inf
@@ -208,9 +212,6 @@ def pirls_known(term, theta, eta_fixed, y, weights, family: Family, a0, constant
     w = family.observed_weights(y, eta, mu, weights)
     if not np.all(w > 0):
         w = family.irls_weights(eta, mu, weights)[0]
-    sw = np.sqrt(w)
-    bmat = sw[:, None] * sigma * sw[None, :]
-    bmat[np.diag_indices_from(bmat)] += 1.0
-    logdet = 2.0 * float(np.log(np.diag(sla.cholesky(bmat.T, lower=True, overwrite_a=True, check_finite=False))).sum())
+    logdet = 2.0 * float(np.log(np.diag(b_factor(np.sqrt(w)))).sum())
     u = float(theta[0]) * (term.chol[term.codes].T @ a)
     return old + logdet, a, u, converged
