@@ -28,14 +28,15 @@ def measure(cmd: list[str], *, env: dict | None = None) -> dict:
     return result
 
 
-def simulate_once(prefix: Path, n_samples: int, n_variants: int) -> None:
-    """The benchmark cohort (seed 1), simulated only if its .bed is not there yet."""
+def simulate_once(prefix: Path, n_samples: int, n_variants: int, **config) -> None:
+    """The benchmark cohort (seed 1; ``config``: other SimulationConfig fields), simulated only if
+    its .bed is not there yet."""
     if Path(f"{prefix}.bed").exists():
         return
     from gwas_glmm import SimulationConfig, simulate_cohort
 
     t0 = time.perf_counter()
-    simulate_cohort(prefix, SimulationConfig(n_samples=n_samples, n_variants=n_variants, seed=1))
+    simulate_cohort(prefix, SimulationConfig(n_samples=n_samples, n_variants=n_variants, seed=1, **config))
     print(f"simulated {n_samples} x {n_variants} in {time.perf_counter() - t0:.1f} s")
 
 

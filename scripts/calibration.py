@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """Calibration of the score tests on a simulated related cohort (not run in CI).
 
-Simulates N samples (default 5,000; families and 3 populations) x M variants, builds the GRM,
-fits the null models of the binary traits at 10% and 1% prevalence (PQL) and scans every
-variant (exact mode up to 5,000 samples, SPA on).  On the null variants (all but the simulated
-causal ones; the simulator has no LD) it reports lambda_GC at the median and the empirical type-I
-error at alpha = 1e-3 and 1e-4 (target 0.7x-1.3x of alpha), and the power on the causal
-variants at 5e-8.  In the same run, ``plink2 --glm`` logistic without kinship on the same files,
-to show what the mixed model fixes.
+Simulates N samples (default 5,000; families and 3 populations) x M variants with R independent
+replicates of a binary trait at 10% and of one at 1% prevalence (traits bt1, bt3, ... and bt2,
+bt4, ...; each replicate has its own causal variants), builds the GRM, fits every null model in
+one call (PQL, LOCO) and scans every variant for all of them in one pass (exact mode up to 5,000
+samples, SPA on).  On the null variants (all but the trait's simulated causal ones; the simulator
+has no LD) it reports, pooled over the replicates of each prevalence, lambda_GC at the median
+and the empirical type-I error at alpha = 1e-3 and 1e-4 (target 0.7x-1.3x of alpha) with a 95%
+Poisson interval (one replicate of 200,000 variants expects only 20 hits at 1e-4: its ratio
+alone has a standard error of 0.22), by minor allele frequency too, and the power on the causal
+variants at 5e-8.  In the same run, ``plink2 --glm`` logistic without kinship on the first
+replicate, to show what the mixed model fixes.
 
-    python scripts/calibration.py                        # N=5,000, M=200,000 (about 15 minutes)
-    python scripts/calibration.py --n-samples 2000 --n-variants 20000
+    python scripts/calibration.py                        # N=5,000, M=200,000, R=4 (about 25 minutes)
+    python scripts/calibration.py --n-samples 2000 --n-variants 20000 --replicates 1
 """
 
 from __future__ import annotations
@@ -33,14 +37,32 @@ def summarize(log10p: np.ndarray, causal: np.ndarray) -> dict:
     from scipy import stats
 
     null = log10p[~causal]
+    null = null[np.isfinite(null)]
     chisq = stats.chi2.isf(10.0 ** -null, 1)
     out = {"n_null": int(null.size), "lambda_median": float(np.median(chisq) / stats.chi2.ppf(0.5, 1))}
     for alpha in (1e-3, 1e-4):
-        rate = float(np.mean(null > -np.log10(alpha)))
+        hits = int(np.sum(null > -np.log10(alpha)))
+        rate = hits / max(null.size, 1)
         out[f"type1_{alpha:g}"] = rate
         out[f"type1_{alpha:g}_over_alpha"] = rate / alpha
+        out[f"type1_{alpha:g}_hits"] = hits
+        # exact 95% Poisson interval of the hit count, as a ratio to the expected count
+        lo = stats.chi2.ppf(0.025, 2 * hits) / 2 if hits else 0.0
+        hi = stats.chi2.ppf(0.975, 2 * hits + 2) / 2
+        out[f"type1_{alpha:g}_over_alpha_ci"] = [lo / (alpha * null.size), hi / (alpha * null.size)]
     out["power_5e-8"] = float(np.mean(log10p[causal] > -np.log10(5e-8))) if causal.any() else float("nan")
     out["n_causal"] = int(causal.sum())
+    return out
+
+
+def by_maf(log10p: np.ndarray, maf: np.ndarray, causal: np.ndarray) -> dict:
+    """Type-I error ratios by minor allele frequency (rare variants with few cases are discrete)."""
+    out = {}
+    for lo, hi in ((0.0, 0.01), (0.01, 0.05), (0.05, 0.5001)):
+        m = (maf >= lo) & (maf < hi) & ~causal
+        null = log10p[m & np.isfinite(log10p)]
+        out[f"maf_{lo:g}-{min(hi, 0.5):g}"] = {f"{a:g}": float(np.mean(null > -np.log10(a)) / a) for a in (1e-3, 1e-4)} \
+            | {"n": int(null.size)}
     return out
 
 
@@ -48,6 +70,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-samples", type=int, default=5000)
     ap.add_argument("--n-variants", type=int, default=200000)
+    ap.add_argument("--replicates", type=int, default=4, help="independent traits per prevalence")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                     help="leave-one-chromosome-out null models (the default of gwas-glmm)")
@@ -55,25 +78,37 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    prefix = work / f"cohort_{args.n_samples}x{args.n_variants}"
-    simulate_once(prefix, args.n_samples, args.n_variants)
+    prevalences = (0.1, 0.01)
+    prefix = work / f"cohort_{args.n_samples}x{args.n_variants}" if args.replicates == 1 else \
+        work / f"cohort_{args.n_samples}x{args.n_variants}_r{args.replicates}"
+    simulate_once(prefix, args.n_samples, args.n_variants, prevalences=prevalences * args.replicates)
+    traits = [f"bt{k + 1}" for k in range(len(prevalences) * args.replicates)]
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t0 = time.perf_counter()
     subprocess.run([gg, "grm", "--bfile", prefix, "--out", f"{prefix}.grm.h5", "--loco" if args.loco else "--no-loco",
                     "--threads", str(args.threads)], check=True, capture_output=True)
-    subprocess.run([gg, "null", "--grm", f"{prefix}.grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "bt1",
-                    "bt2", "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--family", "binomial",
+    subprocess.run([gg, "null", "--grm", f"{prefix}.grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", *traits,
+                    "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--family", "binomial",
                     "--out", f"{prefix}.bt.null.h5"], check=True, capture_output=True)
     subprocess.run([gg, "scan", "--bfile", prefix, "--null", f"{prefix}.bt.null.h5", "--out", f"{prefix}.ours",
                     "--threads", str(args.threads)], check=True, capture_output=True)
     ours_seconds = time.perf_counter() - t0
     truth = pd.read_csv(f"{prefix}.truth.tsv", sep="\t")
-    results = {"args": vars(args), "ours_pipeline_seconds": ours_seconds}
-    for trait in ("bt1", "bt2"):
+    results = {"args": vars(args), "ours_pipeline_seconds": ours_seconds, "phenotypes": len(traits)}
+    pooled = {prev: ([], [], []) for prev in prevalences}
+    for k, trait in enumerate(traits):
         res = pd.read_csv(f"{prefix}.ours.{trait}.tsv.gz", sep="\t")
         causal = res.ID.isin(truth.loc[truth.TRAIT == trait, "ID"]).to_numpy()
         results[f"ours_{trait}"] = summarize(res.LOG10P.to_numpy(), causal)
-        if shutil.which("plink2"):
+        parts = pooled[prevalences[k % len(prevalences)]]
+        parts[0].append(res.LOG10P.to_numpy())
+        parts[1].append(causal)
+        parts[2].append(np.minimum(res.A1FREQ, 1 - res.A1FREQ).to_numpy())
+    for prev, (log10p, causal, maf) in pooled.items():
+        log10p, causal, maf = np.concatenate(log10p), np.concatenate(causal), np.concatenate(maf)
+        results[f"ours_pooled_{prev:g}"] = summarize(log10p, causal) | {"by_maf": by_maf(log10p, maf, causal)}
+    if shutil.which("plink2"):
+        for trait in traits[:len(prevalences)]:
             t1 = time.perf_counter()
             subprocess.run(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", trait, "--1",
                             "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--glm", "hide-covar",
@@ -84,13 +119,20 @@ def main() -> None:
             causal2 = p2.ID.isin(truth.loc[truth.TRAIT == trait, "ID"]).to_numpy()
             results[f"plink2_{trait}"] = summarize(-np.log10(p2.P.to_numpy()), causal2)
             results[f"plink2_{trait}"]["seconds"] = time.perf_counter() - t1
-    print(f"N = {args.n_samples}, M = {args.n_variants}, LOCO {'on' if args.loco else 'off'}; our pipeline (GRM, "
-          f"null, scan) {ours_seconds:.1f} s\n")
-    print(f"{'':<14}{'lambda':>8}{'T1E 1e-3':>10}{'x alpha':>8}{'T1E 1e-4':>10}{'x alpha':>8}{'power':>7}")
+    print(f"N = {args.n_samples}, M = {args.n_variants}, {args.replicates} replicate(s) per prevalence, LOCO "
+          f"{'on' if args.loco else 'off'}; our pipeline (GRM, {len(traits)} nulls, one scan) {ours_seconds:.1f} s\n")
+    print(f"{'':<18}{'lambda':>8}{'T1E 1e-3':>10}{'x alpha':>8}{'T1E 1e-4':>10}{'x alpha':>8}{'95% CI':>14}"
+          f"{'power':>7}")
     for key, r in results.items():
         if isinstance(r, dict) and "lambda_median" in r:
-            print(f"{key:<14}{r['lambda_median']:>8.3f}{r['type1_0.001']:>10.2e}{r['type1_0.001_over_alpha']:>8.2f}"
-                  f"{r['type1_0.0001']:>10.2e}{r['type1_0.0001_over_alpha']:>8.2f}{r['power_5e-8']:>7.2f}")
+            lo, hi = r["type1_0.0001_over_alpha_ci"]
+            print(f"{key:<18}{r['lambda_median']:>8.3f}{r['type1_0.001']:>10.2e}{r['type1_0.001_over_alpha']:>8.2f}"
+                  f"{r['type1_0.0001']:>10.2e}{r['type1_0.0001_over_alpha']:>8.2f}{f'{lo:.2f}-{hi:.2f}':>14}"
+                  f"{r['power_5e-8']:>7.2f}")
+    for prev in prevalences:
+        for band, r in results[f"ours_pooled_{prev:g}"]["by_maf"].items():
+            print(f"prevalence {prev:g}, {band}: {r['n']} tests, T1E x alpha {r['0.001']:.2f} (1e-3), "
+                  f"{r['0.0001']:.2f} (1e-4)")
     write_json(work / "calibration.json", results)
 
 

@@ -16,6 +16,7 @@ from gwas_glmm.cli import main
 from gwas_glmm.gwas import score_test
 from gwas_glmm.gwas.nullfit import fit_null_models
 from gwas_glmm.gwas.scanner import Scan, ScanConfig, format_p, genomic_control
+from gwas_glmm.kinship import eigen as eigen_module
 from gwas_glmm.kinship.store import KinshipWriter
 
 
@@ -48,7 +49,7 @@ def test_scan_equals_direct_score_tests(setup, tmp_path):
     g = np.where(np.isnan(g), np.nanmean(g, axis=0), g)
     direct = score_test(nulls["qt"], g)
     np.testing.assert_allclose(res.LOG10P, direct.log10p, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(res.BETA, direct.beta, rtol=1e-5)
+    np.testing.assert_allclose(res.BETA, direct.beta, rtol=1e-5, atol=1e-6)  # imputed means are float32
     assert list(res.columns[:13]) == ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "MAC", "BETA",
                                       "SE", "CHISQ", "P", "LOG10P"]
     assert (res.MAC >= 1).all()
@@ -148,7 +149,7 @@ def test_cli_pipeline(tmp_path, small_cohort):
     assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "x")]) == 1
 
 
-def test_fast_mode_against_exact_mode_on_a_simulated_cohort(tmp_path_factory):
+def test_fast_mode_against_exact_mode_on_a_simulated_cohort(tmp_path_factory, monkeypatch):
     """Issue acceptance: |delta log10 p| < 0.05 for 99% of variants (the worst case is printed),
     on a related, structured cohort of 1,500 x 8,000 with population as covariates."""
     from gwas_glmm import SimulationConfig, simulate_cohort
@@ -164,6 +165,9 @@ def test_fast_mode_against_exact_mode_on_a_simulated_cohort(tmp_path_factory):
     covar = read_covariates(f"{cohort.prefix}.covar", ["age", "sex", "pop"])
     # LOCO's fast mode calibrated per chromosome by the null step (the CLI's default) or by the scan
     for (family, trait), loco in itertools.product((("gaussian", "qt"), ("binomial", "bt1")), (None, "null", "scan")):
+        # qt misses some samples, so its null is fitted by Cholesky REML with the top eigenpairs for
+        # the fast mode from LAPACK, or (the last run) from subspace iteration, the path above 4,000 samples
+        monkeypatch.setattr(eigen_module, "EXACT_TOP_MAX_N", 0 if loco == "scan" else 4000)
         nulls, _, fid, iid, _ = fit_null_models(kin, read_phenotypes(f"{cohort.prefix}.pheno", [trait]), covar, family,
                                                 loco_from=grm if loco else None,
                                                 bfile=cohort.bfile if loco == "null" else None)

@@ -1,4 +1,5 @@
-"""numba kernel: per-variant call counts and ALLELE1 sums in one pass over a block."""
+"""numba kernels: per-variant call counts and ALLELE1 sums in one pass over a block, and mean
+imputation (a float64 copy, or in place in the block's own float32)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,29 @@ def mean_impute(dosages):
             v = dosages[i, j]
             out[i, j] = v if v == v else mean
     return out
+
+
+@jit(parallel=True)
+def impute_in_place(dosages):
+    """Replace each missing call of a (samples, variants) float32 block by its variant's mean over
+    the called samples (0 where all are missing), in place; (calls per variant, ALLELE1 sums) as
+    :func:`count_alleles`, from the same single pass."""
+    n, m = dosages.shape
+    n_obs = np.zeros(m, dtype=np.int64)
+    total = np.zeros(m, dtype=np.float64)
+    for j in numba.prange(m):
+        count = 0
+        acc = 0.0
+        for i in range(n):
+            v = dosages[i, j]
+            if v == v:
+                count += 1
+                acc += v
+        n_obs[j] = count
+        total[j] = acc
+        if count < n:
+            mean = np.float32(acc / count) if count > 0 else np.float32(0.0)
+            for i in range(n):
+                if dosages[i, j] != dosages[i, j]:
+                    dosages[i, j] = mean
+    return n_obs, total

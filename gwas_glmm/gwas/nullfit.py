@@ -23,6 +23,9 @@ def kinship_samples(fid, iid) -> SampleTable:
                        np.zeros(n, dtype=np.int64))
 
 
+DECOMPOSE_AT = 3  # Gaussian phenotypes sharing one sample subset for which decomposing it pays
+
+
 def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None, offset: str | None = None,
                     exposure: str | None = None, bfile=None):
     """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
@@ -34,59 +37,104 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     chromosome, its residual with that chromosome left out of the GRM (:mod:`gwas.loco`), and
     with ``bfile`` (the genotypes) the fast scan's variance ratio per chromosome.
 
-    Samples: those in the kinship, the phenotype and the covariate files with every requested
-    phenotype and covariate observed (one sample set, so the kinship is aligned and, if it must
-    be, decomposed once for all phenotypes).  A phenotype whose fit fails is reported and skipped.
+    Samples: the file's samples (``fid``, ``iid``) are those in the kinship, the phenotype and the
+    covariate files with every covariate and at least one phenotype observed; each phenotype is
+    fitted on those where it is observed (its model's ``index``), so a sample missing one trait
+    still counts for the others.  Gaussian phenotypes observed in all of them reuse the kinship's
+    stored eigendecomposition; one on a subset is fitted by Cholesky AI-REML, unless
+    ``DECOMPOSE_AT`` or more share that subset, which is then decomposed once for them.  A
+    phenotype whose fit fails is reported and skipped.
     """
     aligned = align_samples(kinship_samples(kin.fid, kin.iid), pheno, covar)
-    complete = ~np.isnan(aligned.y).any(axis=1)
-    if not complete.all():
-        log.info("%d samples miss some of the phenotypes and are dropped so all share one sample set",
-                 int((~complete).sum()))
-    idx = np.flatnonzero(complete)
-    fid, iid = aligned.fid[idx], aligned.iid[idx]
+    fid, iid = aligned.fid, aligned.iid
     covar_names, xcov = list(aligned.covar_names), aligned.x
-    off = None
-    for column, take_log in ((offset, False), (exposure, True)):
-        if column is None:
-            continue
-        if off is not None:
-            raise InputError("give --offset or --exposure, not both")
-        if column not in covar_names:
-            raise InputError(f"--{'exposure' if take_log else 'offset'} {column}: no such numeric column in the "
-                             f"covariate file (have: {', '.join(covar_names)})")
-        j = covar_names.index(column)
-        off = xcov[idx, j].astype(float)
-        if take_log:
-            bad = np.flatnonzero(~(off > 0))
-            if bad.size:
-                raise InputError(f"--exposure {column}: must be positive, {off[bad[0]]:g} for sample {fid[bad[0]]} "
-                                 f"{iid[bad[0]]}")
-            off = np.log(off)
-        keep = [k for k in range(len(covar_names)) if k != j]
+    off = _offset_column(covar_names, xcov, fid, iid, offset, exposure)
+    if off is not None:
+        keep = [k for k, c in enumerate(covar_names) if c not in (offset, exposure)]
         xcov, covar_names = xcov[:, keep], [covar_names[k] for k in keep]
-    x = np.column_stack([np.ones(len(idx)), xcov[idx]])
+    x = np.column_stack([np.ones(len(iid)), xcov])
     kin = kin.align(fid, iid)
-    if kin.eigen is None and family == "gaussian":
-        log.info("decomposing the kinship once for the %d analysis samples", len(idx))
-        kin = kin.decompose()
+    observed = ~np.isnan(aligned.y)
+    plans = _gaussian_plans(kin, observed, aligned.pheno_names) if family == "gaussian" else {}
     nulls, statuses = {}, {}
     for k, name in enumerate(aligned.pheno_names):
-        y = aligned.y[idx, k]
+        index = None if observed[:, k].all() else np.flatnonzero(observed[:, k])
+        rows = slice(None) if index is None else index
+        x_k = _drop_constant(x[rows], covar_names, name)
         try:
-            model = fit_null(y, x, kin, family, iid=iid, offset=off)
+            sub = plans[name] if name in plans else kin if index is None else kin.align(fid[index], iid[index])
+            model = fit_null(aligned.y[rows, k], x_k, sub, family, iid=iid[rows],
+                             offset=None if off is None else off[rows], eigen=sub.eigen is not None)
         except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
             statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
             log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])
             continue
+        model.index = index
         nulls[name] = model
-        statuses[name] = {"fitted": True, **model.status, "tau": model.tau, "phi": model.phi, "h2": model.h2}
+        statuses[name] = {"fitted": True, **model.status, "n": model.n, "tau": model.tau, "phi": model.phi,
+                          "h2": model.h2}
         log.info("phenotype %s (%s, n=%d): %s, converged %s, tau %.4g, phi %.4g, latent h2 %.3f%s", name, family,
-                 len(y), model.status.get("method"), model.status.get("converged"), model.tau, model.phi, model.h2,
+                 model.n, model.status.get("method"), model.status.get("converged"), model.tau, model.phi, model.h2,
                  "; " + "; ".join(model.status["warnings"]) if model.status.get("warnings") else "")
     if loco_from is not None and nulls:
         add_loco(nulls, loco_from, fid, iid, bfile=bfile)
     return nulls, statuses, fid, iid, ["(Intercept)"] + covar_names
+
+
+def _offset_column(covar_names, xcov, fid, iid, offset, exposure) -> np.ndarray | None:
+    """The --offset column, or the log of the --exposure column, of the covariates (None: neither)."""
+    if offset is not None and exposure is not None:
+        raise InputError("give --offset or --exposure, not both")
+    column, take_log = (offset, False) if offset is not None else (exposure, True)
+    if column is None:
+        return None
+    if column not in covar_names:
+        raise InputError(f"--{'exposure' if take_log else 'offset'} {column}: no such numeric column in the "
+                         f"covariate file (have: {', '.join(covar_names)})")
+    off = xcov[:, covar_names.index(column)].astype(float)
+    if take_log:
+        bad = np.flatnonzero(~(off > 0))
+        if bad.size:
+            raise InputError(f"--exposure {column}: must be positive, {off[bad[0]]:g} for sample {fid[bad[0]]} "
+                             f"{iid[bad[0]]}")
+        off = np.log(off)
+    return off
+
+
+def _drop_constant(x: np.ndarray, covar_names: list[str], name: str) -> np.ndarray:
+    """Covariates constant among one phenotype's samples (e.g. sex for a trait measured in one sex)
+    are dropped for that phenotype, with a note: they would make X singular."""
+    constant = [j for j in range(1, x.shape[1]) if np.all(x[:, j] == x[0, j])]
+    if constant:
+        log.info("phenotype %s: covariate(s) %s constant among its samples, dropped for it", name,
+                 ", ".join(covar_names[j - 1] for j in constant))
+        x = np.delete(x, constant, axis=1)
+    return x
+
+
+def _gaussian_plans(kin: Kinship, observed: np.ndarray, names) -> dict[str, Kinship]:
+    """phenotype -> the kinship to fit it with: aligned to its samples and decomposed where that is
+    the cheaper way (its samples are all of them and the decomposition is stored, or
+    ``DECOMPOSE_AT`` or more phenotypes share its subset); phenotypes left out get Cholesky REML."""
+    groups: dict[bytes, list[int]] = {}
+    for k in range(len(names)):
+        groups.setdefault(np.packbits(observed[:, k]).tobytes(), []).append(k)
+    plans = {}
+    for members in groups.values():
+        obs = observed[:, members[0]]
+        if obs.all() and kin.eigen is not None:
+            plans.update({names[k]: kin for k in members})
+        elif len(members) >= DECOMPOSE_AT:
+            log.info("decomposing the kinship once for the %d samples of phenotypes %s", int(obs.sum()),
+                     ", ".join(names[k] for k in members))
+            sub = kin.align(kin.fid[obs], kin.iid[obs]).decompose()
+            plans.update({names[k]: sub for k in members})
+        else:
+            for k in members:
+                log.info("phenotype %s: observed in %d of %d samples, fitted by Cholesky AI-REML (n^3/3 flops per "
+                         "iteration) rather than decomposing its subset of the kinship", names[k], int(obs.sum()),
+                         len(obs))
+    return plans
 
 
 def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
@@ -121,6 +169,7 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
             if fileset is not None:
                 calibration = calibration_genotypes(fileset, samples, np.flatnonzero(chrom_of == chrom))
             for model in todo.values():
-                model.loco[chrom], _ = loco_part(model, k_loco, chrom, calibration)
+                model.loco[chrom], _ = loco_part(model, model.square(k_loco), chrom,
+                                                 None if calibration is None else model.rows(calibration))
             bar.update(1)
     log.info("LOCO residuals for %d chromosome(s) and %d phenotype(s)", len(chroms), len(todo))

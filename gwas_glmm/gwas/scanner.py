@@ -27,7 +27,7 @@ import numpy as np
 from .._atomic import atomic_path
 from .._progress import get_logger, progress
 from ..exceptions import AlignmentError, InputError
-from ..genotype.stats import VariantFilter, compute_stats
+from ..genotype.stats import VariantFilter, VariantStats, compute_stats
 from ..io.plink import PlinkFileset
 from ..io.tables import results_to_parquet
 from .null import NullModel
@@ -134,27 +134,50 @@ def _fileset(bfile: str, num_threads: int | None) -> PlinkFileset:
 
 
 def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.ndarray]:
-    """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint."""
+    """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint.
+
+    The block stays float32 (Fortran order) throughout: one numba pass counts the calls and
+    mean-imputes in place; the fast mode works on it directly, the exact mode in float64."""
+    from ..genotype._stats_numba import impute_in_place
+
     with _READ_LOCK:  # one reader at a time per process; bed-reader decodes with its own threads
-        raw = _fileset(task.bfile, task.num_threads).read(task.samples, task.index)
-    stats = compute_stats(raw)
+        g = _fileset(task.bfile, task.num_threads).read(task.samples, task.index)
+    need_missing = any(m.index is not None or m.family == "binomial" for m in nulls.values())
+    missing = np.isnan(g) if need_missing else None
+    stats = VariantStats(*impute_in_place(g), g.shape[0])
     keep = task.filters.mask(stats) & (stats.mac >= max(task.min_mac, 1e-9))
-    kept = raw[:, keep]
-    g = _impute(kept)
+    if not keep.all():
+        g = g[:, keep]
+        missing = None if missing is None else missing[:, keep]
+    # the value each missing call was given (float32, as the kernel wrote it), to take them out of sums
+    mean = (stats.allele1_count[keep] / np.maximum(stats.n_obs[keep], 1)).astype(np.float32).astype(np.float64)
     arrays = {"index": task.index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
-    observed = ~np.isnan(kept)
     for name, null in nulls.items():
-        res = score_test(null, g, mode=task.mode, ratio=task.ratios.get(name), spa=task.spa)
+        own = g if null.index is None else np.asfortranarray(g[null.index])
+        res = score_test(null, own, mode=task.mode, ratio=task.ratios.get(name), spa=task.spa)
         arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
         arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
+        if null.index is not None:  # a phenotype on a subset: its own counts (the filters used the file's samples)
+            n_obs, total = _group_counts(own, missing[null.index], mean)
+            arrays[f"{name}.n"], arrays[f"{name}.a1freq"] = n_obs, total / np.maximum(2 * n_obs, 1)
+            arrays[f"{name}.mac"] = mac = np.minimum(total, 2 * n_obs - total)
+            low = mac < max(task.min_mac, 1e-9)  # e.g. monomorphic among this phenotype's samples: not tested
+            for key in ("score", "var", "log10p"):
+                arrays[f"{name}.{key}"] = np.where(low, np.nan, arrays[f"{name}.{key}"])
         if null.family == "binomial":
             cases = null.y > 0.5
+            own_missing = missing if null.index is None else missing[null.index]
             for label, mask in (("cases", cases), ("controls", ~cases)):
-                obs = observed[mask]
-                arrays[f"{name}.n_{label}"] = obs.sum(axis=0)
-                total = np.where(obs, kept[mask], 0.0).sum(axis=0)
-                arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * obs.sum(axis=0), 1)
+                n_obs, total = _group_counts(own[mask], own_missing[mask], mean)
+                arrays[f"{name}.n_{label}"] = n_obs
+                arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * n_obs, 1)
     return arrays
+
+
+def _group_counts(g: np.ndarray, missing: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(calls, ALLELE1 sum over the called samples) per variant of a mean-imputed block's rows."""
+    n_missing = np.count_nonzero(missing, axis=0)
+    return g.shape[0] - n_missing, g.sum(axis=0, dtype=np.float64) - n_missing * mean
 
 
 class Scan:
@@ -201,7 +224,7 @@ class Scan:
         if self._calibration.shape[1] < 10:
             raise InputError("fewer than 10 variants with MAC >= 20 to calibrate the fast mode; use --mode exact")
         for name, null in self.nulls.items():
-            ratio, cv = variance_ratio(null, self._calibration)
+            ratio, cv = variance_ratio(null, null.rows(self._calibration))
             self.ratios[name] = ratio
             log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio,
                      self._calibration.shape[1], cv)
@@ -276,12 +299,13 @@ class Scan:
                 continue
             if k_loco is None:
                 k_loco = self._loco_matrix(chrom)
-            exact = with_loco(null, part, loco_sigma_chol(null, k_loco))
+            exact = with_loco(null, part, loco_sigma_chol(null, null.square(k_loco)))
             if self.mode == "exact":
                 nulls[name] = exact
             else:
                 nulls[name] = with_loco(null, part)
-                ratios[name], cv = variance_ratio(nulls[name], g, exact=exact_variance(exact, g))
+                own = null.rows(g)
+                ratios[name], cv = variance_ratio(nulls[name], own, exact=exact_variance(exact, own))
                 log.debug("phenotype %s, chromosome %s: LOCO variance ratio %.4f (CV %.3f)", name, chrom, ratios[name],
                           cv)
         return nulls, ratios
@@ -347,6 +371,7 @@ class Scan:
                     with np.load(self._block_path(k), allow_pickle=False) as npz:
                         b = {key: npz[key] for key in npz.files}  # read each array once
                         idx, score, var = b["index"], b[f"{name}.score"], b[f"{name}.var"]
+                        freq, count, mac = (b.get(f"{name}.{c}", b[c]) for c in ("a1freq", "n", "mac"))
                         log10p, spa = b[f"{name}.log10p"], b[f"{name}.spa"]
                         extra = [b[f"{name}.{c}"] for c in ("freq_cases", "freq_controls", "n_cases", "n_controls")] \
                             if binary else []
@@ -356,9 +381,12 @@ class Scan:
                             chisq = score[j] ** 2 / var[j]
                             chisq_all.append(chisq)
                             row = [str(v.chrom[i]), str(v.pos[i]), str(v.id[i]), str(v.allele0[i]), str(v.allele1[i]),
-                                   f"{b['a1freq'][j]:.6g}", str(int(b['n'][j])), f"{b['mac'][j]:.6g}",
-                                   f"{score[j] / var[j]:.6g}", f"{1 / math.sqrt(var[j]):.6g}", f"{chisq:.6g}",
-                                   format_p(log10p[j]), f"{log10p[j]:.6g}", "SPA" if spa[j] else "SCORE"]
+                                   f"{freq[j]:.6g}", str(int(count[j])), f"{mac[j]:.6g}"]
+                            if math.isfinite(var[j]):
+                                row += [f"{score[j] / var[j]:.6g}", f"{1 / math.sqrt(var[j]):.6g}", f"{chisq:.6g}",
+                                        format_p(log10p[j]), f"{log10p[j]:.6g}", "SPA" if spa[j] else "SCORE"]
+                            else:  # below --mac among this phenotype's own samples
+                                row += ["NA"] * 6
                             if binary:
                                 row += [f"{extra[0][j]:.6g}", f"{extra[1][j]:.6g}", str(int(extra[2][j])),
                                         str(int(extra[3][j]))]

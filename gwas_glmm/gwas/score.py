@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special, stats
 
-from .null import NullModel
+from .null import FAST_RANK, NullModel
 
 LN10 = np.log(10.0)
 SPA_Z = 2.0
@@ -71,44 +71,52 @@ def adjusted_genotypes(null: NullModel, g: np.ndarray) -> np.ndarray:
     return g - null.x @ np.linalg.solve(null.x.T @ xw, xw.T @ g)
 
 
-FAST_RANK = 200  # eigenvectors kept exactly by the fast mode of Gaussian nulls
+def _fast_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(base, unit, score) with the fast variance = base + ratio * unit and the score G' P y~.
 
-
-def _fast_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(base, unit) with the fast variance = base + ratio * unit, from one product of a cached
-    (k + 2p, n) matrix with the block and one pass for the squared norms: no (n, m) temporaries.
+    One pass of a numba kernel over the block gives, in float64 whatever the block's type, its
+    products with the few vectors the covariate correction needs (and P y~) and the (weighted)
+    squared norms; Gaussian nulls add one matrix product of the cached top k eigenvectors with the
+    block in the block's own precision (float32 from the scan: genotypes are small integers, and
+    these directions' share of the variance is a sum of squares, with no cancellation).
 
     Gaussian: G~ = G - X C, C = (X' Sigma^-1 X)^-1 X' Sigma^-1 G (exact covariate correction);
     base = sum over the top k directions of (v' G~)^2 / d, unit = mean(1/d of the rest) *
     (|G~|^2 - sum (v' G~)^2).  PQL: base = 0, unit = G~' W G~ / phi, G~ adjusted in the W metric.
     """
+    from ._score_numba import project
+
     cache = null.__dict__.get("_fast_cache")
     if cache is None:  # built whole, then published in one assignment: blocks run on several threads
         cache = _fast_cache(null)
         null.__dict__["_fast_cache"] = cache
-    if null.eig_vectors is not None:
-        k, p = cache["k"], null.x.shape[1]
-        prod = cache["stack"] @ g
-        vg, sg, xg = prod[:k], prod[k:k + p], prod[k + p:]
+    g = np.asfortranarray(g)
+    dots, wsq = project(g, cache["columns"], cache["weights"])
+    p, score = null.x.shape[1], dots[0]
+    if "k" in cache:
+        sg, xg = dots[1:1 + p], dots[1 + p:]
+        vg = (cache["v32"] if g.dtype == np.float32 else cache["v64"]) @ g
         c = null.xsx_inv @ sg
         proj = vg - cache["vx"] @ c
-        norm2 = np.einsum("ij,ij->j", g, g) - 2 * np.einsum("ij,ij->j", xg, c) + np.einsum("ij,ij->j", c,
-                                                                                               cache["xtx"] @ c)
+        norm2 = wsq - 2 * np.einsum("ij,ij->j", xg, c) + np.einsum("ij,ij->j", c, cache["xtx"] @ c)
         top = np.einsum("ij,ij->j", proj, proj)
-        return np.einsum("ij,i,ij->j", proj, cache["inv_d"], proj), cache["rest"] * (norm2 - top)
-    b = cache["xw"] @ g  # X' W G
-    gwg = np.einsum("ij,i,ij->j", g, null.w, g)
-    return np.zeros(g.shape[1]), (gwg - np.einsum("ij,ij->j", b, cache["xwx_inv"] @ b)) / null.phi
+        return np.einsum("ij,i,ij->j", proj, cache["inv_d"], proj), cache["rest"] * (norm2 - top), score
+    b = dots[1:]  # X' W G
+    return np.zeros(g.shape[1]), (wsq - np.einsum("ij,ij->j", b, cache["xwx_inv"] @ b)) / null.phi, score
 
 
 def _fast_cache(null: NullModel) -> dict:
-    if null.eig_vectors is not None:
-        k = min(FAST_RANK, null.n - 1)
+    if null.eig_vectors is not None or null.fast_vectors is not None:
+        full = null.eig_vectors is not None
+        k = min(FAST_RANK, null.n - 1) if full else len(null.fast_inv_d)
         vectors, inv_d = null.top_vectors(k)
-        return {"k": k, "stack": np.vstack([vectors, null.sigma_inv_x.T, null.x.T]), "vx": vectors @ null.x,
-                "xtx": null.x.T @ null.x, "inv_d": inv_d, "rest": float(np.mean(null.eig_inv_d[:-k]))}
+        rest = float(np.mean(null.eig_inv_d[:-k])) if full else null.fast_rest
+        return {"k": k, "columns": np.ascontiguousarray(np.vstack([null.py, null.sigma_inv_x.T, null.x.T])),
+                "weights": np.ones(null.n), "v64": vectors, "v32": vectors.astype(np.float32),
+                "vx": vectors @ null.x, "xtx": null.x.T @ null.x, "inv_d": inv_d, "rest": rest}
     xw = null.x * null.w[:, None]
-    return {"xw": np.ascontiguousarray(xw.T), "xwx_inv": np.linalg.inv(null.x.T @ xw)}
+    return {"columns": np.ascontiguousarray(np.vstack([null.py, xw.T])), "weights": np.asarray(null.w, float),
+            "xwx_inv": np.linalg.inv(null.x.T @ xw)}
 
 
 def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
@@ -119,7 +127,7 @@ def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
     calibrated ratio, the covariate correction exactly.  PQL nulls: SAIGE's ratio times the GLM
     variance G~^T W G~ / phi.
     """
-    base, unit = _fast_parts(null, g)
+    base, unit, _ = _fast_parts(null, g)
     return base + ratio * unit
 
 
@@ -129,22 +137,24 @@ def variance_ratio(null: NullModel, g: np.ndarray, *, exact: np.ndarray | None =
     part (outside the top eigen-directions) exact on average.  ``exact``: the variances to match
     (default: the exact variances under ``null`` itself; LOCO passes those under Sigma_c)."""
     exact = exact_variance(null, g) if exact is None else exact
-    base, unit = _fast_parts(null, g)
+    base, unit, _ = _fast_parts(null, g)
     r = (exact - base) / unit
     return float(np.mean(r)), float(np.std(r) / np.mean(r))
 
 
 def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: float | None = None,
                spa: bool = True) -> ScoreResult:
-    """Score tests of the columns of ``g`` (n, m), mean-imputed dosages without NaN."""
-    g = np.asarray(g, dtype=float)
-    score = g.T @ null.py
+    """Score tests of the columns of ``g`` (n, m), mean-imputed dosages without NaN (float64, or
+    float32 as the scan reads them: the exact mode computes in float64 either way)."""
     if mode == "exact":
+        g = np.asarray(g, dtype=float)
+        score = g.T @ null.py
         var = exact_variance(null, g)
     elif mode == "fast":
         if ratio is None:
             raise ValueError("the fast mode needs the variance ratio")
-        var = fast_variance(null, g, ratio)
+        base, unit, score = _fast_parts(null, g)
+        var = base + ratio * unit
     else:
         raise ValueError(f"mode must be exact or fast, got {mode!r}")
     var = np.maximum(var, 1e-300)
@@ -154,7 +164,7 @@ def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: fl
     if spa and null.family == "binomial":
         use_spa = np.abs(z) > SPA_Z
         if use_spa.any():
-            gt = adjusted_genotypes(null, g[:, use_spa])
+            gt = adjusted_genotypes(null, np.asarray(g[:, use_spa], dtype=float))
             log10p[use_spa] = [spa_log10p(gt[:, k], null.mu, z_k) for k, z_k in enumerate(z[use_spa])]
     return ScoreResult(score, var, log10p, use_spa)
 

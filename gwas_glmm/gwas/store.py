@@ -1,11 +1,15 @@
 """The null-model HDF5 file: one group per phenotype, the kinship's eigenvectors stored once.
 
     /                        attrs: format="gwas_glmm.null", format_version=1, grm, provenance
-    /samples/fid, iid        the analysis samples, in the order of every vector below
-    /eigen/vectors, values   the kinship's eigendecomposition (Gaussian phenotypes use it)
-    /pheno/<name>            attrs: family, tau, phi, h2, status (JSON), covar_names (JSON)
-        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (Gaussian) or chol and y_work (PQL),
-        offset (if any)
+    /samples/fid, iid        the file's samples: every sample with at least one phenotype
+    /eigen/vectors[_<k>]     eigenvectors of the kinship (Gaussian phenotypes fitted in its eigenbasis;
+                             one set per distinct sample set, named by the phenotype's "eigen" attribute)
+    /pheno/<name>            attrs: family, tau, phi, h2, status (JSON), covar_names (JSON), eigen
+        x, y, mu, w, py, beta, sigma_inv_x, xsx_inv, and eig_inv_d (eigenbasis) or chol and y_work
+        (Cholesky: PQL, or Gaussian REML on a sample subset; the latter also fast_vectors,
+        fast_inv_d and attr fast_rest: the kinship's top eigenpairs), offset (if any), index (if the
+        phenotype is observed in only some of the file's samples: their positions; every vector of
+        the group follows that order)
 /pheno/<name>/loco/<chrom>/py, sigma_inv_x, xsx_inv, mu   the same with chromosome <chrom> left
                          out of the GRM (gwas/loco.py), for testing that chromosome's variants
 
@@ -41,13 +45,19 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
         s = h5.create_group("samples")
         s.create_dataset("fid", data=np.asarray([str(v) for v in fid], dtype=object), dtype=_STR)
         s.create_dataset("iid", data=np.asarray([str(v) for v in iid], dtype=object), dtype=_STR)
-        shared = next((m for m in nulls.values() if m.eig_vectors is not None), None)
-        if shared is not None:
-            e = h5.create_group("eigen")
-            e.create_dataset("vectors", data=shared.eig_vectors)
+        eigen_sets: dict[int, str] = {}  # id of a vectors array -> its dataset name: each set stored once
+        for m in nulls.values():
+            if m.eig_vectors is not None and id(m.eig_vectors) not in eigen_sets:
+                key = "vectors" if not eigen_sets else f"vectors_{len(eigen_sets)}"
+                h5.create_dataset(f"eigen/{key}", data=m.eig_vectors)
+                eigen_sets[id(m.eig_vectors)] = key
         group = h5.create_group("pheno")
         for name, m in nulls.items():
             g = group.create_group(name)
+            if m.eig_vectors is not None:
+                g.attrs["eigen"] = eigen_sets[id(m.eig_vectors)]
+            if m.index is not None:
+                g.create_dataset("index", data=np.asarray(m.index, dtype=np.int64))
             g.attrs.update(family=m.family, tau=m.tau, phi=m.phi, h2=m.h2,
                            dispersion=m.dispersion if m.dispersion is not None else float("nan"),
                            status=json.dumps(m.status, default=str), covar_names=json.dumps(covar_names or []))
@@ -57,6 +67,10 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 g.create_dataset("eig_inv_d", data=m.eig_inv_d)
             else:
                 g.create_dataset("chol", data=m.chol)
+            if m.fast_vectors is not None:
+                g.create_dataset("fast_vectors", data=m.fast_vectors)
+                g.create_dataset("fast_inv_d", data=m.fast_inv_d)
+                g.attrs["fast_rest"] = m.fast_rest
             for key in ("y_work", "offset"):
                 if getattr(m, key) is not None:
                     g.create_dataset(key, data=getattr(m, key))
@@ -96,18 +110,23 @@ def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict
     with _open(path) as h5:
         fid = h5["samples/fid"].asstr()[...].astype(object)
         iid = h5["samples/iid"].asstr()[...].astype(object)
-        vectors = h5["eigen/vectors"][...] if "eigen" in h5 else None
+        vectors = {key: h5["eigen"][key][...] for key in h5.get("eigen", {})}  # each set read once
         nulls = {}
         for name, g in h5["pheno"].items():
             fields = {key: g[key][...] for key in _VECTORS}
             a = g.attrs
+            index = g["index"][...] if "index" in g else None
             nulls[name] = NullModel(
-                family=str(a["family"]), iid=iid, tau=float(a["tau"]), phi=float(a["phi"]),
-                eig_vectors=vectors if "eig_inv_d" in g else None,
+                family=str(a["family"]), iid=iid if index is None else iid[index], tau=float(a["tau"]),
+                phi=float(a["phi"]), index=index,
+                eig_vectors=vectors[str(a.get("eigen", "vectors"))] if "eig_inv_d" in g else None,
                 eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
                 chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
+                fast_vectors=g["fast_vectors"][...] if "fast_vectors" in g else None,
+                fast_inv_d=g["fast_inv_d"][...] if "fast_inv_d" in g else None,
+                fast_rest=float(a["fast_rest"]) if "fast_rest" in a else None,
                 loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS},
                                   ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
                       for c, lg in g.get("loco", {}).items()},

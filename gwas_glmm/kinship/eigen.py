@@ -79,3 +79,28 @@ def eigendecompose(matrix: np.ndarray, *, source: str = "kinship matrix",
     n_clipped = int(negative.sum())
     values = np.where(values > tol, values, 0.0).astype(values.dtype)
     return Eigen(values, vectors, int((values > 0).sum()), n_clipped, min(raw_min, 0.0), float(tol))
+
+
+EXACT_TOP_MAX_N = 4000  # up to this size the top eigenpairs come from LAPACK (a few seconds)
+
+
+def top_eigen(matrix: np.ndarray, k: int, *, iterations: int = 4, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(values ascending, vectors (n, k)): the ``k`` largest eigenpairs of a symmetric matrix.
+
+    Up to ``EXACT_TOP_MAX_N`` rows LAPACK's ``syevr`` for that index range; above, randomized
+    subspace iteration (Halko, Martinsson & Tropp 2011, algorithm 4.4 with 2k columns and
+    ``iterations`` power steps) and a Rayleigh-Ritz step: 2 n^2 (2k) flops per step as matrix
+    products, about 4 s for k = 200 at n = 10,000 on 2 cores, against a minute for the full
+    decomposition.  The Ritz pairs are the best approximations in the subspace found; the fast
+    scan, which uses them, calibrates what they miss through its variance ratio.
+    """
+    n = matrix.shape[0]
+    k = min(k, n)
+    if n <= EXACT_TOP_MAX_N:
+        return scipy.linalg.eigh(matrix, subset_by_index=[n - k, n - 1], check_finite=False)
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(matrix @ rng.standard_normal((n, min(2 * k, n))))
+    for _ in range(iterations):
+        q, _ = np.linalg.qr(matrix @ q)
+    values, small = np.linalg.eigh(q.T @ matrix @ q)
+    return values[-k:], q @ small[:, -k:]
