@@ -117,3 +117,26 @@ def normalize_upper(total, n_variants, sample_missing, pair_missing, out):
             out[i, j] = v
             out[j, i] = v
     return bad.sum()
+
+
+@jit(parallel=True)
+def loco_rows(matrix, part_sum, pm_all, pm_c, c_all, c_c, m_all, m_c, row0, gcta, out):
+    """Rows of the GRM without one chromosome, (A N_all - S_c) / (N_all - N_c), with the pair
+    counts N = M - c_j - c_k + pair_missing_jk built on the fly (``gcta``; else N = M); ``row0``:
+    the first row's index.  Returns True if some pair has no variant left."""
+    rows, n = matrix.shape
+    empty = False
+    for r in numba.prange(rows):
+        j = row0 + r
+        for k in range(n):
+            if gcta:
+                n_all = m_all - c_all[j] - c_all[k] + np.float64(pm_all[r, k])
+                n_c = m_c - c_c[j] - c_c[k] + np.float64(pm_c[r, k])
+            else:
+                n_all = np.float64(m_all)
+                n_c = np.float64(m_c)
+            rest = n_all - n_c
+            if rest <= 0:
+                empty = True
+            out[r, k] = (np.float64(matrix[r, k]) * n_all - np.float64(part_sum[r, k])) / rest
+    return empty

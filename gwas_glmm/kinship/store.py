@@ -36,7 +36,7 @@ from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
 from .eigen import Eigen
-from .grm import GrmPart, pair_counts
+from .grm import GrmPart
 from .kinship import Kinship
 
 FORMAT = "gwas_glmm.kinship"
@@ -179,6 +179,8 @@ def loco_names(path) -> list[str]:
 
 
 def _loco_matrix(h5: h5py.File, chrom: str, path) -> np.ndarray:
+    from ._grm_numba import loco_rows
+
     if "loco" not in h5 or chrom not in h5["loco"]:
         have = ", ".join(h5["loco"].keys()) if "loco" in h5 else "none"
         raise InputError(f"{path}: no LOCO part for chromosome {chrom} (have: {have}); "
@@ -191,14 +193,14 @@ def _loco_matrix(h5: h5py.File, chrom: str, path) -> np.ndarray:
     c_c = g["sample_missing"][...] if gcta else None
     out = np.empty((n, n), dtype=matrix.dtype)
     step = max(1, _ROWS // n)
+    dummy_pm, dummy_c = np.zeros((0, 0), np.uint16), np.zeros(0, np.int64)
     for start in range(0, n, step):
         rows = slice(start, min(n, start + step))
-        n_all = pair_counts(m_all, c_all, counts["pair_missing"] if gcta else None, rows)
-        n_c = pair_counts(m_c, c_c, g["pair_missing"] if gcta else None, rows)
-        rest = n_all - n_c
-        if np.any(rest <= 0):
+        pm_all = counts["pair_missing"][rows] if gcta else dummy_pm
+        pm_c = g["pair_missing"][rows] if gcta else dummy_pm
+        if loco_rows(matrix[rows], g["sum"][rows], pm_all, pm_c, c_all if gcta else dummy_c,
+                     c_c if gcta else dummy_c, m_all, m_c, start, gcta, out[rows]):
             raise InputError(f"{path}: no variant is left once chromosome {chrom} is removed")
-        out[rows] = (matrix[rows].astype(np.float64) * n_all - g["sum"][rows]) / rest
     return out
 
 
