@@ -97,6 +97,19 @@ def main() -> None:
         per_variant = r["gemma_lmm"]["seconds"] / r["gemma_lmm"]["variants"]
         ratios["gemma_seconds_per_variant"] = per_variant
         ratios["gemma_per_variant_over_exact_per_variant"] = per_variant / (r["scan_exact"]["seconds"] / m)
+    # the exact mode against the machine's own float64 peak: n^2 flops per variant (a triangular
+    # solve with Sigma_c's factor) plus, with LOCO, one n^3/3 factorisation per chromosome
+    from gwas_glmm.sizing import MachineSpeed
+
+    n, peak = args.n_samples, MachineSpeed.measure(size=2048).dgemm
+    exact_flops = float(n) ** 2 * m + (22 * n**3 / 3.0 if args.loco else 0.0)
+    ratios["dgemm_peak_gflops"] = peak / 1e9
+    ratios["exact_scan_gflops"] = exact_flops / r["scan_exact"]["seconds"] / 1e9
+    ratios["exact_scan_fraction_of_peak"] = exact_flops / r["scan_exact"]["seconds"] / peak
+    ratios["exact_ms_per_variant_at_peak"] = 1e3 * exact_flops / peak / m
+    if "gemma_lmm" in r:
+        ratios["gemma_per_variant_over_exact_at_peak"] = ratios["gemma_seconds_per_variant"] * 1e3 / \
+            ratios["exact_ms_per_variant_at_peak"]
     pipeline = r["grm_eigen"]["seconds"] + r["null"]["seconds"] + r["scan_fast"]["seconds"]
     ratios["pipeline_grm_eigen_null_fast_seconds"] = pipeline
     print()

@@ -9,22 +9,27 @@ import numpy as np
 from .._accelerate import jit
 
 
+@jit
+def _column_counts(dosages, j):
+    """(calls, ALLELE1 sum) of column ``j``: NaN is a missing call."""
+    count = 0
+    acc = 0.0
+    for i in range(dosages.shape[0]):
+        v = dosages[i, j]
+        if v == v:  # not NaN
+            count += 1
+            acc += v
+    return count, acc
+
+
 @jit(parallel=True)
 def count_alleles(dosages):
     """For a (samples, variants) block: (calls per variant int64, ALLELE1 sum per variant float64)."""
-    n, m = dosages.shape
+    m = dosages.shape[1]
     n_obs = np.zeros(m, dtype=np.int64)
     total = np.zeros(m, dtype=np.float64)
     for j in numba.prange(m):
-        count = 0
-        acc = 0.0
-        for i in range(n):
-            v = dosages[i, j]
-            if v == v:  # not NaN
-                count += 1
-                acc += v
-        n_obs[j] = count
-        total[j] = acc
+        n_obs[j], total[j] = _column_counts(dosages, j)
     return n_obs, total
 
 
@@ -35,13 +40,7 @@ def mean_impute(dosages):
     n, m = dosages.shape
     out = np.empty((m, n), dtype=np.float64).T  # Fortran order: columns contiguous
     for j in numba.prange(m):
-        total = 0.0
-        count = 0
-        for i in range(n):
-            v = dosages[i, j]
-            if v == v:
-                total += v
-                count += 1
+        count, total = _column_counts(dosages, j)
         mean = total / count if count > 0 else 0.0
         for i in range(n):
             v = dosages[i, j]
@@ -58,13 +57,7 @@ def impute_in_place(dosages):
     n_obs = np.zeros(m, dtype=np.int64)
     total = np.zeros(m, dtype=np.float64)
     for j in numba.prange(m):
-        count = 0
-        acc = 0.0
-        for i in range(n):
-            v = dosages[i, j]
-            if v == v:
-                count += 1
-                acc += v
+        count, acc = _column_counts(dosages, j)
         n_obs[j] = count
         total[j] = acc
         if count < n:
