@@ -44,26 +44,56 @@ def test_exact_mode_equals_dense_oracle(family):
     ids = [f"s{i}" for i in range(len(y))]
     null = fit_null(y, x, Kinship.from_array(k, iid=ids), family)
     res = score_test(null, geno, spa=False)
-    # oracle: working response and weights from the null's fitted means, explicit inverse of Sigma
+    if family == "negbin":
+        assert 0.2 < null.dispersion < 6  # theta = 3 plus the genetic overdispersion a GLM sees
+    u, v = _dense_oracle(null, family, y, x, null.tau * k, geno)
+    np.testing.assert_allclose(res.score, u, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(res.var, v, rtol=1e-8)
+    np.testing.assert_allclose(res.log10p, -np.log10(stats.chi2.sf(u**2 / v, 1)), rtol=1e-8)
+    assert null.status["converged"]
+
+
+def _dense_oracle(null, family, y, x, genetic, geno):
+    """(U, V) from the null's fitted means with an explicit inverse of Sigma = phi W^-1 + genetic."""
     fam = get_family(family)
     if family == "negbin":
         fam.theta = null.dispersion
-        assert 0.2 < null.dispersion < 6  # theta = 3 plus the genetic overdispersion a GLM sees
     mu = null.mu
     eta_hat = fam.link.link(mu)
     w, d = fam.irls_weights(eta_hat, mu, np.ones(len(y)))
     if family == "gaussian":
         w = np.ones(len(y))
     y_work = eta_hat + (y - mu) / d
-    sigma = np.diag(null.phi / w) + null.tau * k
-    sinv = np.linalg.inv(sigma)
+    sinv = np.linalg.inv(np.diag(null.phi / w) + genetic)
     p = sinv - sinv @ x @ np.linalg.inv(x.T @ sinv @ x) @ x.T @ sinv
-    u = geno.T @ p @ y_work
-    v = np.einsum("ij,ik,kj->j", geno, p, geno)
+    return geno.T @ p @ y_work, np.einsum("ij,ik,kj->j", geno, p, geno)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "binomial"])
+def test_several_known_covariances_equal_a_dense_oracle(family):
+    """A GRM and a spatial covariance in one null model (Python API): the exact scores equal the
+    dense computation with Sigma = phi W^-1 + tau_1 K + tau_2 S."""
+    rng, k, x, g, geno = _cohort(n=250, seed=6)
+    n = len(k)
+    pos = rng.uniform(0, 10, (n, 2))
+    space = np.exp(-np.linalg.norm(pos[:, None] - pos[None], axis=2) / 2)
+    eta = x @ [-0.3 if family != "gaussian" else 1.0, 0.3, 0.2] + 1.2 * g + np.linalg.cholesky(space) @ rng.normal(
+        size=n)
+    y = _response(rng, family, eta)
+    ids = [f"s{i}" for i in range(n)]
+    null = fit_null(y, x, {"grm": Kinship.from_array(k, iid=ids), "space": Kinship.from_array(space, iid=ids)},
+                    family)
+    assert null.status["components"] == ["grm", "space"] and null.tau == null.status["tau_all"][0]
+    tau_g, tau_s = null.status["tau_all"]
+    assert tau_s > 0.1  # the spatial effect is found, not absorbed
+    res = score_test(null, geno, spa=False)
+    u, v = _dense_oracle(null, family, y, x, tau_g * k + tau_s * space, geno)
     np.testing.assert_allclose(res.score, u, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(res.var, v, rtol=1e-8)
-    np.testing.assert_allclose(res.log10p, -np.log10(stats.chi2.sf(u**2 / v, 1)), rtol=1e-8)
-    assert null.status["converged"]
+    if family == "gaussian":  # the fast mode uses the top eigenpairs of tau_1 K + tau_2 S
+        ratio, _ = variance_ratio(null, geno[:, :20])
+        fast = score_test(null, geno, mode="fast", ratio=ratio, spa=False)
+        assert np.max(np.abs(fast.log10p - res.log10p)) < 0.05
 
 
 def test_log10p_is_exact_where_p_underflows():

@@ -57,6 +57,9 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.n
     """(the stored LOCO quantities for ``chrom``, the Cholesky factor of Sigma_c).  With
     ``calibration`` (dosages of the chromosome's random variants, at least 10) the fast mode's
     variance ratio is calibrated here against Sigma_c, so the fast scan never factorises it."""
+    if len(null.status.get("components", [])) > 1:
+        raise InputError("LOCO applies to a null model with one GRM; this one has several known covariances "
+                         f"({', '.join(null.status['components'])})")
     chol = loco_sigma_chol(null, k_loco)
     y_work = null.working_response
     si_x = sla.cho_solve((chol, True), null.x, check_finite=False)

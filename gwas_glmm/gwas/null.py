@@ -103,8 +103,8 @@ class NullModel:
         return sla.solve_triangular(self.chol, g, lower=True, check_finite=False)
 
 
-def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol: float = 1e-6,
-             offset=None, eigen: bool = True) -> NullModel:
+def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussian", *, iid=None,
+             tol: float = 1e-6, offset=None, eigen: bool = True) -> NullModel:
     """Fit the null GLMM with the kinship as a known-covariance random effect.  ``y``/``x`` rows
     follow ``iid`` (default: the kinship's order); the kinship is aligned to them.  ``offset``:
     a known term on the link scale (e.g. log exposure for counts).
@@ -112,7 +112,19 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
     Gaussian traits: exact REML in the kinship's eigenbasis (decomposed here if the kinship has no
     decomposition for these samples), or with ``eigen=False`` REML by AI-REML with one Cholesky
     factorisation per iteration (n^3/3 flops each, against about 9 n^3 for a new
-    eigendecomposition: cheaper for one trait on a sample subset)."""
+    eigendecomposition: cheaper for one trait on a sample subset).
+
+    Several known covariances (``kinship`` a dict name -> Kinship, e.g. a GRM and a household or
+    spatial matrix): Sigma = phi W^-1 + sum_j tau_j K_j, fitted by PQL/AI-REML (AI-REML for
+    Gaussian traits) and applied through its Cholesky factor; ``tau`` is the first one's, all of
+    them are in ``status["tau_all"]``, and the fast mode of a Gaussian trait uses the top
+    eigenpairs of sum_j tau_j K_j.  LOCO applies to a single GRM only."""
+    if isinstance(kinship, dict):
+        if not kinship:
+            raise InputError("fit_null: give at least one known covariance")
+        if len(kinship) > 1:
+            return _fit_null_several(y, x, kinship, family, iid=iid, tol=tol, offset=offset)
+        kinship = next(iter(kinship.values()))
     y = np.asarray(y, dtype=float)
     offset = None if offset is None or not np.any(offset) else np.asarray(offset, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -142,33 +154,57 @@ def fit_null(y, x, kinship: Kinship, family: str = "gaussian", *, iid=None, tol:
                          si_x, xsx_inv, eig_vectors=vecs, eig_inv_d=inv_d,
                          status={"method": "REML (eigenbasis)", "converged": fit.converged, "warnings": fit.warnings})
     matrix = kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float)
-    fit = fit_pql(y, x, [("grm", matrix)], family=family, tol=tol, offset=offset)
+    return _fit_null_pql(y, x, [("grm", matrix)], family, iid=iid, tol=tol, offset=offset)
+
+
+def _fit_null_several(y, x, kinships: dict[str, Kinship], family: str, *, iid, tol: float, offset) -> NullModel:
+    """The null model with several known covariances (see :func:`fit_null`)."""
+    y = np.asarray(y, dtype=float)
+    offset = None if offset is None or not np.any(offset) else np.asarray(offset, dtype=float)
+    x = np.asarray(x, dtype=float)
+    iid = np.asarray(next(iter(kinships.values())).iid if iid is None else iid, dtype=object)
+    if len(iid) != len(y) or x.shape[0] != len(y):
+        raise InputError(f"the phenotype has {len(y)} samples, covariates {x.shape[0]}, IDs {len(iid)}")
+    mats = []
+    for name, kin in kinships.items():
+        aligned = kin.align(_fids_for(kin, iid), iid, source=f"known covariance {name!r}")
+        mats.append((name, aligned.matrix.toarray() if aligned.is_sparse else np.asarray(aligned.matrix, dtype=float)))
+    return _fit_null_pql(y, x, mats, family, iid=iid, tol=tol, offset=offset)
+
+
+def _fit_null_pql(y, x, mats: list, family: str, *, iid, tol: float, offset) -> NullModel:
+    """PQL/AI-REML (AI-REML for Gaussian traits) with Sigma = phi W^-1 + sum_j tau_j K_j applied
+    through the fit's own Cholesky factor."""
+    fit = fit_pql(y, x, mats, family=family, tol=tol, offset=offset)
     wm = fit.extra["working"]
+    taus = [float(t) for t in wm.tau]
+    fast = _fast_directions(sum(t * m for t, (_, m) in zip(taus, mats)), float(wm.phi)) if family == "gaussian" else {}
+    status = {"method": "REML (AI-REML, Cholesky)" if family == "gaussian" else "PQL/AI-REML",
+              "converged": fit.converged, "iterations": fit.n_evaluations,
+              "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(taus[0] <= 0), "warnings": fit.warnings}
+    if len(mats) > 1:
+        status.update(components=[name for name, _ in mats], tau_all=taus)
     chol = np.tril(wm.sigma_chol)  # the fit's own factor of Sigma, upper triangle cleared for storage
-    fast = _fast_directions(matrix, float(wm.tau[0]), float(wm.phi)) if family == "gaussian" else {}
-    return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, float(wm.tau[0]), float(wm.phi),
-                     wm.sigma_inv_x, wm.xt_sigma_inv_x_inv, chol=chol,
-                     status={"method": "REML (AI-REML, Cholesky)" if family == "gaussian" else "PQL/AI-REML",
-                             "converged": fit.converged, "iterations": fit.n_evaluations,
-                             "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(wm.tau[0] <= 0),
-                             "warnings": fit.warnings}, dispersion=fit.dispersion, y_work=wm.y_work, offset=offset,
-                     **fast)
+    return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, taus[0], float(wm.phi), wm.sigma_inv_x,
+                     wm.xt_sigma_inv_x_inv, chol=chol, status=status, dispersion=fit.dispersion, y_work=wm.y_work,
+                     offset=offset, **fast)
 
 
 FAST_RANK = 200  # eigen-directions the fast mode of Gaussian nulls keeps exactly
 
 
-def _fast_directions(matrix: np.ndarray, tau: float, phi: float) -> dict:
+def _fast_directions(genetic: np.ndarray, phi: float) -> dict:
     """The fast mode's top directions for a Gaussian null without a full eigendecomposition:
-    the kinship's top ``FAST_RANK`` eigenpairs (:func:`~gwas_glmm.kinship.eigen.top_eigen`) and
-    the mean of the other eigenvalues from the trace (the constant the variance ratio rescales)."""
+    the top ``FAST_RANK`` eigenpairs of the random effects' covariance sum_j tau_j K_j
+    (:func:`~gwas_glmm.kinship.eigen.top_eigen`), as 1/d with d = s + phi, and 1/d at the mean of
+    the other eigenvalues, from the trace (a constant the variance ratio rescales anyway)."""
     from ..kinship.eigen import top_eigen
 
-    k = min(FAST_RANK, len(matrix) - 1)
-    values, vectors = top_eigen(matrix, k)
-    rest = (np.trace(matrix) - values.sum()) / max(len(matrix) - k, 1)
-    return {"fast_vectors": np.ascontiguousarray(vectors.T), "fast_inv_d": 1.0 / (tau * values + phi),
-            "fast_rest": float(1.0 / (tau * max(rest, 0.0) + phi))}
+    k = min(FAST_RANK, len(genetic) - 1)
+    values, vectors = top_eigen(genetic, k)
+    rest = (np.trace(genetic) - values.sum()) / max(len(genetic) - k, 1)
+    return {"fast_vectors": np.ascontiguousarray(vectors.T), "fast_inv_d": 1.0 / (values + phi),
+            "fast_rest": float(1.0 / (max(rest, 0.0) + phi))}
 
 
 def _fids_for(kinship: Kinship, iid) -> np.ndarray:
