@@ -8,6 +8,8 @@ ours exported to its text format; gemma tests ``--gemma-variants`` variants (a -
 its time per variant is reported, since a full gemma run at this size takes hours.
 
     python scripts/bench_scan.py                 # N=10,000, M=100,000 (bench_io's cohort)
+    python scripts/bench_scan.py --n-variants 1000000 --grm-variants 100000 --exact-every 10 \
+        --workdir bench_out/scan1m                # M=1,000,000: GRM on 100,000, exact on every 10th
     python scripts/bench_scan.py --n-samples 2000 --n-variants 20000 --gemma-variants 2000
 """
 
@@ -32,6 +34,10 @@ def main() -> None:
     ap.add_argument("--gemma-variants", type=int, default=5000)
     ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                     help="GRM with LOCO parts, LOCO null and scans (gwas-glmm's default)")
+    ap.add_argument("--grm-variants", type=int, default=0,
+                    help="build the GRM on this many evenly spaced variants (grm --thin-count; 0: all)")
+    ap.add_argument("--exact-every", type=int, default=1,
+                    help="the exact scan tests every K-th variant (its rate is per variant tested)")
     ap.add_argument("--workdir", default="bench_out/scan")
     ap.add_argument("--cohort-dir", default="bench_out/io")
     args = ap.parse_args()
@@ -43,13 +49,20 @@ def main() -> None:
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t = str(args.threads)
     r = {}
+    thin = ["--thin-count", str(args.grm_variants)] if args.grm_variants else []
     r["grm_eigen"] = measure([gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--eigen",
-                              "--loco" if args.loco else "--no-loco", "--threads", t])
+                              "--loco" if args.loco else "--no-loco", "--threads", t, *thin])
     r["null"] = measure([gg, "null", "--grm", work / "grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
                          "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", work / "qt.null.h5"])
+    subset = []
+    if args.exact_every > 1:
+        ids = [line.split()[1] for line in open(f"{prefix}.bim")][::args.exact_every]
+        (work / "exact.ids").write_text("\n".join(ids) + "\n")
+        subset = ["--extract", work / "exact.ids"]
     for mode in ("fast", "exact"):
         r[f"scan_{mode}"] = measure([gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", mode,
-                                     "--threads", t, "--out", work / f"ours_{mode}"])
+                                     "--threads", t, "--out", work / f"ours_{mode}", *(subset if mode == "exact" else [])])
+    r["scan_exact"]["variants"] = -(-args.n_variants // args.exact_every)
     if shutil.which("plink2"):
         r["plink2_glm"] = measure(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
                                    "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--glm", "hide-covar",
@@ -96,17 +109,19 @@ def main() -> None:
     if "gemma_lmm" in r:
         per_variant = r["gemma_lmm"]["seconds"] / r["gemma_lmm"]["variants"]
         ratios["gemma_seconds_per_variant"] = per_variant
-        ratios["gemma_per_variant_over_exact_per_variant"] = per_variant / (r["scan_exact"]["seconds"] / m)
+        ratios["gemma_per_variant_over_exact_per_variant"] = per_variant / (r["scan_exact"]["seconds"] /
+                                                                            r["scan_exact"]["variants"])
     # the exact mode against the machine's own float64 peak: n^2 flops per variant (a triangular
     # solve with Sigma_c's factor) plus, with LOCO, one n^3/3 factorisation per chromosome
     from gwas_glmm.sizing import MachineSpeed
 
     n, peak = args.n_samples, MachineSpeed.measure(size=2048).dgemm
-    exact_flops = float(n) ** 2 * m + (22 * n**3 / 3.0 if args.loco else 0.0)
+    m_exact = r["scan_exact"]["variants"]
+    exact_flops = float(n) ** 2 * m_exact + (22 * n**3 / 3.0 if args.loco else 0.0)
     ratios["dgemm_peak_gflops"] = peak / 1e9
     ratios["exact_scan_gflops"] = exact_flops / r["scan_exact"]["seconds"] / 1e9
     ratios["exact_scan_fraction_of_peak"] = exact_flops / r["scan_exact"]["seconds"] / peak
-    ratios["exact_ms_per_variant_at_peak"] = 1e3 * exact_flops / peak / m
+    ratios["exact_ms_per_variant_at_peak"] = 1e3 * exact_flops / peak / m_exact
     if "gemma_lmm" in r:
         ratios["gemma_per_variant_over_exact_at_peak"] = ratios["gemma_seconds_per_variant"] * 1e3 / \
             ratios["exact_ms_per_variant_at_peak"]
