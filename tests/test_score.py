@@ -151,3 +151,21 @@ def test_gaussian_reml_by_cholesky_equals_the_eigenbasis_fit():
     np.testing.assert_allclose([dense.tau, dense.phi], [eig.tau, eig.phi], rtol=1e-4)
     a, b = score_test(eig, geno), score_test(dense, geno)
     np.testing.assert_allclose(b.log10p, a.log10p, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::gwas_glmm.exceptions.ConvergenceWarning")
+def test_exact_variance_at_the_boundary_is_the_glm_variance():
+    """tau = 0 (a trait without relatedness signal): Sigma = W^-1 is diagonal and the exact mode
+    takes the O(n p) route; it equals the Cholesky computation and the dense oracle."""
+    from gwas_glmm.gwas.score import exact_variance
+
+    rng, k, x, g, geno = _cohort(n=250, seed=0)
+    y = (rng.random(250) < 0.3).astype(float)
+    null = fit_null(y, x, Kinship.from_array(k, iid=[f"s{i}" for i in range(250)]), "binomial")
+    assert null.tau == 0 and null.status["boundary"]
+    fast_route = exact_variance(null, geno)
+    wg = null.whiten(geno)
+    gsx = geno.T @ null.sigma_inv_x
+    by_cholesky = np.einsum("ij,ij->j", wg, wg) - np.einsum("ij,jk,ik->i", gsx, null.xsx_inv, gsx)
+    np.testing.assert_allclose(fast_route, by_cholesky, rtol=1e-10)
+    np.testing.assert_allclose(fast_route, _dense_oracle(null, "binomial", y, x, 0 * k, geno)[1], rtol=1e-8)
