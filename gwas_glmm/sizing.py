@@ -133,25 +133,16 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 
 def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
                   speed: MachineSpeed, base: int, loco_parts: int = 0) -> Estimate:
-    from .gwas.null import FAST_RANK
-    from .gwas.nullfit import DECOMPOSE_AT
-
     nn, big = float(n) * n, float(matrix_n) * matrix_n
     loaded = big * 8 * (2 if eigen_stored else 1)
     subset = n != matrix_n
-    if family == "gaussian" and (eigen_stored and not subset or k >= DECOMPOSE_AT):
+    if family == "gaussian":
         decompose = subset or not eigen_stored
         flops = 4.0 * nn * p * k + (9.0 * n**3 if decompose else 0.0)
         memory = loaded + (nn * 8 * 2 if subset else 0) + (nn * 8 * 3 if decompose else 0)
         disk = nn * 8
         detail = [f"Gaussian REML in the eigenbasis, {k} phenotype(s); eigendecomposition "
-                  + ("computed once for the kept samples" if decompose else "reused")]
-    elif family == "gaussian":  # one or two traits on a sample subset: Cholesky AI-REML, no new decomposition
-        flops = (PQL_ITERATIONS * (n**3 / 3.0 + 2.0 * n**3) + 2.0 * nn * 2 * FAST_RANK * 5) * k
-        memory = loaded + nn * 8 * 6
-        disk = nn * 8 * k
-        detail = [f"Gaussian REML by Cholesky AI-REML on the kept samples, {k} phenotype(s): ~{PQL_ITERATIONS} "
-                  "iterations of an n^3 factorisation (cheaper than decomposing the subset)"]
+                  + ("computed for the kept samples (once per distinct sample set)" if decompose else "reused")]
     else:
         flops = PQL_ITERATIONS * (n**3 / 3.0 + 2.0 * n**3) * k
         memory = loaded + nn * 8 * 6
