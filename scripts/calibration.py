@@ -75,6 +75,8 @@ def main() -> None:
     ap.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                     help="leave-one-chromosome-out null models (the default of gwas-glmm)")
     ap.add_argument("--workdir", default="bench_out/calibration")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the GRM, null models and plink2 results of an earlier run; scan again")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -85,16 +87,20 @@ def main() -> None:
     traits = [f"bt{k + 1}" for k in range(len(prevalences) * args.replicates)]
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t0 = time.perf_counter()
-    subprocess.run([gg, "grm", "--bfile", prefix, "--out", f"{prefix}.grm.h5", "--loco" if args.loco else "--no-loco",
-                    "--threads", str(args.threads)], check=True, capture_output=True)
-    subprocess.run([gg, "null", "--grm", f"{prefix}.grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", *traits,
-                    "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--family", "binomial",
-                    "--out", f"{prefix}.bt.null.h5"], check=True, capture_output=True)
+    reuse = args.reuse and Path(f"{prefix}.bt.null.h5").exists()
+    if not reuse:
+        subprocess.run([gg, "grm", "--bfile", prefix, "--out", f"{prefix}.grm.h5",
+                        "--loco" if args.loco else "--no-loco", "--threads", str(args.threads)],
+                       check=True, capture_output=True)
+        subprocess.run([gg, "null", "--grm", f"{prefix}.grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name",
+                        *traits, "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--family",
+                        "binomial", "--out", f"{prefix}.bt.null.h5"], check=True, capture_output=True)
     subprocess.run([gg, "scan", "--bfile", prefix, "--null", f"{prefix}.bt.null.h5", "--out", f"{prefix}.ours",
                     "--threads", str(args.threads)], check=True, capture_output=True)
     ours_seconds = time.perf_counter() - t0
     truth = pd.read_csv(f"{prefix}.truth.tsv", sep="\t")
-    results = {"args": vars(args), "ours_pipeline_seconds": ours_seconds, "phenotypes": len(traits)}
+    results = {"args": vars(args), "ours_pipeline_seconds": ours_seconds, "phenotypes": len(traits),
+               "reused_grm_and_null": reuse}
     pooled = {prev: ([], [], []) for prev in prevalences}
     for k, trait in enumerate(traits):
         res = pd.read_csv(f"{prefix}.ours.{trait}.tsv.gz", sep="\t")
@@ -110,9 +116,11 @@ def main() -> None:
     if shutil.which("plink2"):
         for trait in traits[:len(prevalences)]:
             t1 = time.perf_counter()
-            subprocess.run(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", trait, "--1",
-                            "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--glm", "hide-covar",
-                            "--threads", str(args.threads), "--out", f"{prefix}.plink2"], check=True, capture_output=True)
+            if not (args.reuse and list(Path(work).glob(f"{prefix.name}.plink2.{trait}.glm.logistic*"))):
+                subprocess.run(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", trait,
+                                "--1", "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "pop", "--glm",
+                                "hide-covar", "--threads", str(args.threads), "--out", f"{prefix}.plink2"],
+                               check=True, capture_output=True)
             out = next(Path(work).glob(f"{prefix.name}.plink2.{trait}.glm.logistic*"))
             p2 = pd.read_csv(out, sep="\t")
             p2 = p2[p2.TEST == "ADD"].dropna(subset=["P"])

@@ -126,6 +126,28 @@ def test_spa_against_exact_enumeration():
         assert spa == pytest.approx(exact, rel=0.35)
 
 
+def test_conditional_spa_against_exact_enumeration():
+    """Given the number of cases (intercept-only covariates), S = sum of g~ over the cases is the
+    sum over a uniformly random subset of that size: the exact tail by enumerating all 10,626
+    subsets of 4 cases among 24.  The double saddlepoint approximation (conditional on X^T y) is
+    close to it; the marginal SPA, which lets the number of cases vary, has heavier tails."""
+    rng = np.random.default_rng(5)
+    n, cases = 24, 4
+    g = rng.normal(size=n)
+    g -= g.mean()
+    mu = np.full(n, cases / n)
+    x = np.ones((n, 1))
+    s = np.array([g[list(c)].sum() for c in itertools.combinations(range(n), cases)])
+    sd = np.sqrt(np.sum(g * g * mu * (1 - mu)))
+    for q in np.quantile(np.abs(s), [0.95, 0.995]):
+        q = float(q) * 1.0001
+        exact = np.mean(np.abs(s) >= q - 1e-12)
+        conditional = 10 ** -spa_log10p(g, mu, q / sd, x)
+        marginal = 10 ** -spa_log10p(g, mu, q / sd)
+        assert abs(np.log(conditional / exact)) < abs(np.log(marginal / exact))
+        assert conditional == pytest.approx(exact, rel=0.1)
+
+
 def test_fast_mode_tracks_exact_mode():
     rng, k, x, g, geno = _cohort(n=300, seed=4)
     y = _response(rng, "binomial", -1 + 1.5 * g)
