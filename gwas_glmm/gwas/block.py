@@ -61,11 +61,12 @@ def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.
     arrays = {"index": task.index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
     for name, null in nulls.items():
         own = g if null.index is None else np.asfortranarray(g[null.index])
+        own_missing = None if missing is None else null.rows(missing)
         res = score_test(null, own, mode=task.mode, ratio=task.ratios.get(name), spa=task.spa)
         arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
         arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
         if null.index is not None:  # a phenotype on a subset: its own counts (the filters used the file's samples)
-            n_obs, total = _group_counts(own, missing[null.index], mean)
+            n_obs, total = _group_counts(own, own_missing, mean)
             arrays[f"{name}.n"], arrays[f"{name}.a1freq"] = n_obs, total / np.maximum(2 * n_obs, 1)
             arrays[f"{name}.mac"] = mac = np.minimum(total, 2 * n_obs - total)
             low = mac < max(task.min_mac, 1e-9)  # e.g. monomorphic among this phenotype's samples: not tested
@@ -73,7 +74,6 @@ def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.
                 arrays[f"{name}.{key}"] = np.where(low, np.nan, arrays[f"{name}.{key}"])
         if null.family == "binomial":
             cases = null.y > 0.5
-            own_missing = missing if null.index is None else missing[null.index]
             for label, mask in (("cases", cases), ("controls", ~cases)):
                 n_obs, total = _group_counts(own[mask], own_missing[mask], mean)
                 arrays[f"{name}.n_{label}"] = n_obs

@@ -111,33 +111,33 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
 
     Gaussian traits: exact REML in the kinship's eigenbasis (decomposed here if the kinship has no
     decomposition for these samples), or with ``eigen=False`` REML by AI-REML with one Cholesky
-    factorisation per iteration (n^3/3 flops each, against about 9 n^3 for a new
-    eigendecomposition: cheaper for one trait on a sample subset).
+    factorisation per iteration (n^3/3 flops, plus about 2 n^3 for tr(P K): 5 to 10 iterations cost
+    more than one 9 n^3 decomposition, so this route is for when no decomposition is wanted).
 
     Several known covariances (``kinship`` a dict name -> Kinship, e.g. a GRM and a household or
     spatial matrix): Sigma = phi W^-1 + sum_j tau_j K_j, fitted by PQL/AI-REML (AI-REML for
     Gaussian traits) and applied through its Cholesky factor; ``tau`` is the first one's, all of
     them are in ``status["tau_all"]``, and the fast mode of a Gaussian trait uses the top
     eigenpairs of sum_j tau_j K_j.  LOCO applies to a single GRM only."""
-    if isinstance(kinship, dict):
-        if not kinship:
-            raise InputError("fit_null: give at least one known covariance")
-        if len(kinship) > 1:
-            return _fit_null_several(y, x, kinship, family, iid=iid, tol=tol, offset=offset)
-        kinship = next(iter(kinship.values()))
+    named = isinstance(kinship, dict)
+    kinships = kinship if named else {"grm": kinship}
+    if not kinships:
+        raise InputError("fit_null: give at least one known covariance")
     y = np.asarray(y, dtype=float)
     offset = None if offset is None or not np.any(offset) else np.asarray(offset, dtype=float)
     x = np.asarray(x, dtype=float)
     n = len(y)
-    iid = np.asarray(kinship.iid if iid is None else iid, dtype=object)
+    iid = np.asarray(next(iter(kinships.values())).iid if iid is None else iid, dtype=object)
     if len(iid) != n or x.shape[0] != n:
         raise InputError(f"the phenotype has {n} samples, covariates {x.shape[0]}, IDs {len(iid)}")
-    kin = kinship.align(_fids_for(kinship, iid), iid)
-    if family == "gaussian" and eigen:
+    aligned = {name: kin.align(_fids_for(kin, iid), iid, source=f"known covariance {name!r}" if named else None)
+               for name, kin in kinships.items()}
+    if family == "gaussian" and eigen and len(aligned) == 1:
+        [(name, kin)] = aligned.items()
         kin = kin.decompose()
         if offset is not None:  # identity link: the offset shifts the response
             y = y - offset
-        fit = fit_glmm(y, x, [KnownCovTerm.from_kinship("grm", iid, kin)], method="REML")
+        fit = fit_glmm(y, x, [KnownCovTerm.from_kinship(name, iid, kin)], method="REML")
         if not fit.extra.get("eigen_path"):
             raise InputError("internal: the Gaussian null did not take the eigenbasis path")
         delta = fit.extra["delta"]
@@ -153,22 +153,8 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
         return NullModel("gaussian", iid, x, py, np.ones(n), mu, y, fit.beta, float(s_g), float(fit.sigma**2),
                          si_x, xsx_inv, eig_vectors=vecs, eig_inv_d=inv_d,
                          status={"method": "REML (eigenbasis)", "converged": fit.converged, "warnings": fit.warnings})
-    matrix = kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float)
-    return _fit_null_pql(y, x, [("grm", matrix)], family, iid=iid, tol=tol, offset=offset)
-
-
-def _fit_null_several(y, x, kinships: dict[str, Kinship], family: str, *, iid, tol: float, offset) -> NullModel:
-    """The null model with several known covariances (see :func:`fit_null`)."""
-    y = np.asarray(y, dtype=float)
-    offset = None if offset is None or not np.any(offset) else np.asarray(offset, dtype=float)
-    x = np.asarray(x, dtype=float)
-    iid = np.asarray(next(iter(kinships.values())).iid if iid is None else iid, dtype=object)
-    if len(iid) != len(y) or x.shape[0] != len(y):
-        raise InputError(f"the phenotype has {len(y)} samples, covariates {x.shape[0]}, IDs {len(iid)}")
-    mats = []
-    for name, kin in kinships.items():
-        aligned = kin.align(_fids_for(kin, iid), iid, source=f"known covariance {name!r}")
-        mats.append((name, aligned.matrix.toarray() if aligned.is_sparse else np.asarray(aligned.matrix, dtype=float)))
+    mats = [(name, kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float))
+            for name, kin in aligned.items()]
     return _fit_null_pql(y, x, mats, family, iid=iid, tol=tol, offset=offset)
 
 

@@ -61,7 +61,7 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
         try:
             sub = plans[name] if name in plans else kin if index is None else kin.align(fid[index], iid[index])
             model = fit_null(aligned.y[rows, k], x_k, sub, family, iid=iid[rows],
-                             offset=None if off is None else off[rows], eigen=sub.eigen is not None)
+                             offset=None if off is None else off[rows])
         except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
             statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
             log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])

@@ -109,7 +109,8 @@ def format_p(log10p: float) -> str:
 
 
 class Scan:
-    """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel, same samples)."""
+    """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel; ``fid``/``iid`` the null
+    file's samples, each model testing those its ``index`` picks, all of them if None)."""
 
     def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
                  out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None):
