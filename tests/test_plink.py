@@ -40,6 +40,37 @@ def test_read__matches_bed_reader(fileset, full):
     assert np.isnan(got).any(), "the simulated cohort should have missing calls"
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_read_imputed__equals_bed_reader_then_mean_imputation(fileset, full, data):
+    """The scan's own .bed decoder against bed-reader: any sample subset (order, repeats, all of
+    them), consecutive or scattered variants; the means over called samples, the counts and the
+    missing mask."""
+    n, m = full.shape
+    samples = data.draw(st.one_of(st.none(), st.just(np.arange(n)),
+                                  st.lists(st.integers(0, n - 1), min_size=1, max_size=n).map(np.array)))
+    start = data.draw(st.integers(0, m - 1))
+    variants = data.draw(st.one_of(st.just(np.arange(start, min(m, start + 37))),
+                                   st.lists(st.integers(0, m - 1), min_size=1, max_size=20).map(np.array)))
+    ref = full[:, variants] if samples is None else full[samples][:, variants]
+    got, stats, missing = fileset.read_imputed(samples, variants, missing=True)
+    called = ~np.isnan(ref)
+    np.testing.assert_array_equal(missing, ~called)
+    np.testing.assert_array_equal(stats.n_obs, called.sum(axis=0))
+    np.testing.assert_array_equal(stats.allele1_count, np.nansum(ref, axis=0))
+    with np.errstate(invalid="ignore"):
+        mean = np.where(stats.n_obs > 0, np.nansum(ref, axis=0) / np.maximum(stats.n_obs, 1), 0.0)
+    np.testing.assert_allclose(got, np.where(called, ref, mean[None, :].astype(np.float32)), rtol=1e-6)
+    assert got.dtype == np.float32 and got.flags.f_contiguous
+
+
+def test_read_imputed__into_a_buffer(fileset, full):
+    buffer = np.full(full.size, np.nan, dtype=np.float32)
+    got, _, missing = fileset.read_imputed(None, np.arange(5), out=buffer)
+    assert missing is None and np.shares_memory(got, buffer)
+    np.testing.assert_array_equal(np.isnan(got), np.zeros_like(got, dtype=bool))
+
+
 def test_metadata__matches_bed_reader(small_cohort, fileset):
     with open_bed(f"{small_cohort.bfile}.bed") as bed:
         np.testing.assert_array_equal(fileset.variants.id, bed.sid)

@@ -215,6 +215,41 @@ class PlinkFileset:
             index=(samples, variants), dtype=np.float32, order="F", num_threads=self.num_threads
         )
 
+    def read_imputed(self, samples: np.ndarray | None, variants: np.ndarray, *, out: np.ndarray | None = None,
+                     missing: bool = False):
+        """(dosages, stats, missing mask) of ``variants`` (integer positions) at ``samples``
+        (.fam positions, None for all), decoded from the .bed bytes in one numba pass: the dosages
+        a (samples, variants) float32 Fortran array with each missing call mean-imputed, stats a
+        :class:`~gwas_glmm.genotype.stats.VariantStats` of the calls before imputation, the mask a
+        (samples, variants) bool array if ``missing`` else None.  ``out``: a float32 buffer of at
+        least samples x variants elements to decode into (the dosages are then a view of it)."""
+        from ..genotype._decode_numba import byte_table, decode_impute
+        from ..genotype.stats import VariantStats
+
+        variants = np.asarray(variants, dtype=np.int64)
+        n = self.n_samples if samples is None else len(samples)
+        gather = np.empty(0, np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
+        if n == self.n_samples and np.array_equal(gather, np.arange(n)):
+            gather = np.empty(0, np.int64)  # every sample in .fam order: no gather
+        rows = self._rows()
+        run = len(variants) > 0 and variants[-1] - variants[0] + 1 == len(variants) and bool(np.all(np.diff(variants) == 1))
+        raw = np.asarray(rows[variants[0]:variants[-1] + 1]) if run else np.asarray(rows[variants])
+        size = len(variants) * n
+        buf = np.empty(size, np.float32) if out is None else out.reshape(-1)[:size]
+        dosages = buf.reshape(len(variants), n)
+        mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
+        n_obs, total = decode_impute(raw, gather, byte_table(), dosages, mask)
+        return dosages.T, VariantStats(n_obs, total, n), (mask.T if missing else None)
+
+    def _rows(self) -> np.ndarray:
+        """The .bed as a read-only (variants, bytes) memory map (opened once)."""
+        rows = self.__dict__.get("_bed_rows")
+        if rows is None:
+            shape = (self.n_variants, (self.n_samples + 3) // 4)
+            rows = np.memmap(self.bed_path, dtype=np.uint8, mode="r", offset=3, shape=shape)
+            self.__dict__["_bed_rows"] = rows
+        return rows
+
     def iter_reads(
         self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
