@@ -164,12 +164,13 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     nulls = nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
-    # per running block: the float32 read, its kept copy, the float64 dosages and one product
-    inflight = threads * n * block * (4 + 4 + 8 + 8)
+    # per running block: the float32 buffer it is decoded into, its kept copy and (exact mode) the
+    # float64 dosages and one product
+    inflight = threads * n * block * ((4 + 4 + 8 + 8) if mode == "exact" else (4 + 4))
     if mode == "exact":
         flops = 2.0 * nn * m * k
     else:
-        flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)
+        flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)  # k = 200: the most directions
     loco_bytes, loco_memory = 0.0, 0.0
     if loco_parts:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
         flops += loco_parts * k * n**3 / 3.0

@@ -142,13 +142,18 @@ def run_scan(args: argparse.Namespace) -> None:
             log.info("the job script each of the %d workers would run:\n%s", args.cluster_jobs,
                      job_script(args.cluster, _resources(args)))
         return
-    nulls, fid, iid, attrs = load_nulls(args.null)
     if samples is not None:
         log.info("--keep ignored by scan: the samples are those of the null model")
+    n = null_header(args.null)[0]  # checks the file first
     bed = fileset.bed_path.stat()
     key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
-    scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
-                kinship_path=str(attrs.get("grm", "")) or None)
+    fast = args.mode == "fast" or (args.mode == "auto" and n > EXACT_MAX_N)
+    for fast_only in ((True, False) if fast else (False,)):  # the fast mode reads the top directions only
+        nulls, fid, iid, attrs = load_nulls(args.null, fast_only=fast_only)
+        scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
+                    kinship_path=str(attrs.get("grm", "")) or None)
+        if not (fast_only and scan.needs_calibration):
+            break
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
              len(scan.blocks), len(nulls), scan.n, scan.mode)
     with scan_client(scheduler=args.scheduler, cluster=args.cluster,

@@ -1,5 +1,6 @@
-"""One block of the scan: read it (bed-reader), count and mean-impute it in place (float32), filter
-it, and test it for every phenotype of the null file; the arrays of its checkpoint.  Runs on a dask
+"""One block of the scan: decode it from the .bed bytes, counting and mean-imputing (float32), filter
+it, test it for every phenotype of the null file and format its results rows (gzip members); the
+arrays of its checkpoint.  Runs on a dask
 worker thread or process: everything it needs besides the null models is in its ``BlockTask``."""
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..genotype.stats import VariantFilter, VariantStats
+from ..genotype.stats import VariantFilter
 from ..io.plink import PlinkFileset
 from .null import NullModel
+from .rows import block_rows, gzip_member
 from .score import score_test
 
 
@@ -31,7 +33,20 @@ class BlockTask:
     num_threads: int | None = None
 
 
-_READ_LOCK = threading.Lock()
+FAST_CHUNK = 128  # variants decoded and tested together in the fast mode (5 MB at n = 10,000)
+_BUFFERS = threading.local()
+
+
+def _buffer(size: int, slot: int = 0) -> np.ndarray:
+    """This thread's float32 buffer number ``slot``, grown as needed: a block is decoded (slot 0)
+    and compacted (slot 1) into them rather than into fresh arrays (whose first touch of every
+    page cost more than the decoding).  Nothing of a block outlives its ``compute_block`` call, so
+    the next block may overwrite them."""
+    arrays = _BUFFERS.__dict__.setdefault("arrays", {})
+    buf = arrays.get(slot)
+    if buf is None or buf.size < size:
+        buf = arrays[slot] = np.empty(size, dtype=np.float32)
+    return buf
 
 
 @lru_cache(maxsize=4)
@@ -41,24 +56,40 @@ def _fileset(bfile: str, num_threads: int | None) -> PlinkFileset:
 
 
 def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.ndarray]:
-    """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint.
+    """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint,
+    with each phenotype's rows formatted and compressed (``NAME.gz``).
 
-    The block stays float32 (Fortran order) throughout: one numba pass counts the calls and
-    mean-imputes in place; the fast mode works on it directly, the exact mode in float64."""
-    from ..genotype._stats_numba import impute_in_place
+    The fast mode takes the block FAST_CHUNK variants at a time, so that a piece stays in cache
+    between its passes (decode, products, top directions): a whole block (80 MB at n = 10,000)
+    went through memory once per pass.  The exact mode takes it whole: each piece reads Sigma^-1's
+    factor (n^2 doubles) once."""
+    size = FAST_CHUNK if task.mode == "fast" else max(len(task.index), 1)
+    pieces = [_test_piece(task, nulls, task.index[s:s + size]) for s in range(0, len(task.index), size)]
+    arrays = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]} if pieces else {}
+    variants = _fileset(task.bfile, task.num_threads).variants
+    for name, null in nulls.items():  # the block's rows, as text and compressed, here in parallel
+        text = block_rows(variants, arrays, name, null.family == "binomial") if arrays else ""
+        arrays[f"{name}.gz"] = np.frombuffer(gzip_member(text), dtype=np.uint8)
+    return arrays
 
-    with _READ_LOCK:  # one reader at a time per process; bed-reader decodes with its own threads
-        g = _fileset(task.bfile, task.num_threads).read(task.samples, task.index)
+
+def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray) -> dict[str, np.ndarray]:
+    """Decode (counting and mean-imputing: float32, Fortran order), filter and test the variants
+    ``index`` for every phenotype; the fast mode works on the float32 block, the exact mode in
+    float64."""
     need_missing = any(m.index is not None or m.family == "binomial" for m in nulls.values())
-    missing = np.isnan(g) if need_missing else None
-    stats = VariantStats(*impute_in_place(g), g.shape[0])
+    buffer = _buffer(len(task.samples) * len(index))
+    g, stats, missing = _fileset(task.bfile, task.num_threads).read_imputed(task.samples, index, out=buffer,
+                                                                          missing=need_missing)
     keep = task.filters.mask(stats) & (stats.mac >= max(task.min_mac, 1e-9))
     if not keep.all():
-        g = g[:, keep]
+        kept = np.flatnonzero(keep)
+        rows = _buffer(g.shape[0] * len(kept), 1)[:g.shape[0] * len(kept)].reshape(len(kept), g.shape[0])
+        g = np.take(g.T, kept, axis=0, out=rows).T  # whole variants, as contiguous rows of g.T
         missing = None if missing is None else missing[:, keep]
     # the value each missing call was given (float32, as the kernel wrote it), to take them out of sums
     mean = (stats.allele1_count[keep] / np.maximum(stats.n_obs[keep], 1)).astype(np.float32).astype(np.float64)
-    arrays = {"index": task.index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
+    arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
     for name, null in nulls.items():
         own = g if null.index is None else np.asfortranarray(g[null.index])
         own_missing = None if missing is None else null.rows(missing)

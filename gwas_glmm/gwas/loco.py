@@ -56,7 +56,10 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.n
               ) -> tuple[LocoPart, np.ndarray]:
     """(the stored LOCO quantities for ``chrom``, the Cholesky factor of Sigma_c).  With
     ``calibration`` (dosages of the chromosome's random variants, at least 10) the fast mode's
-    variance ratio is calibrated here against Sigma_c, so the fast scan never factorises it."""
+    variance ratio is calibrated here against Sigma_c, so the fast scan never factorises it; if
+    the null has no fast-mode rank yet it is chosen here (``score.choose_fast_rank``) against the
+    exact variances under Sigma_c: against the full GRM each variant's own contribution to it
+    would count as error the directions should fix."""
     if len(null.status.get("components", [])) > 1:
         raise InputError("LOCO applies to a null model with one GRM; this one has several known covariances "
                          f"({', '.join(null.status['components'])})")
@@ -70,9 +73,13 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.n
     mu = get_family(null.family).link.inverse(eta if null.offset is None else eta + null.offset)
     part = LocoPart(str(chrom), py, si_x, xsx_inv, mu)
     if calibration is not None and calibration.shape[1] >= 10:
-        from .score import exact_variance, variance_ratio
+        from .score import exact_variance, set_fast_rank, variance_ratio
 
         exact = exact_variance(with_loco(null, part, chol), calibration)
+        if null.fast_rank is None:  # the first chromosome fixes the fast mode's rank, under LOCO
+            fast = with_loco(null, part)
+            set_fast_rank(fast, calibration, exact)
+            null.fast_rank, null.status["fast_rank_q99"] = fast.fast_rank, fast.status.get("fast_rank_q99")
         part.ratio = variance_ratio(with_loco(null, part), calibration, exact=exact)[0]
     return part, chol
 

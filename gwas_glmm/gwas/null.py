@@ -55,6 +55,9 @@ class NullModel:
     fast_vectors: np.ndarray | None = None
     fast_inv_d: np.ndarray | None = None
     fast_rest: float | None = None
+    # eigen-directions the fast mode keeps exactly (chosen on the calibration variants by
+    # score.choose_fast_rank; None: not chosen yet)
+    fast_rank: int | None = None
 
     def rows(self, a: np.ndarray) -> np.ndarray:
         """The rows of ``a`` (one per sample of the null file) that belong to this model's samples."""
@@ -176,7 +179,7 @@ def _fit_null_pql(y, x, mats: list, family: str, *, iid, tol: float, offset) -> 
                      offset=offset, **fast)
 
 
-FAST_RANK = 200  # eigen-directions the fast mode of Gaussian nulls keeps exactly
+FAST_RANK = 200  # eigen-directions the fast mode of Gaussian nulls may keep exactly (at most)
 
 
 def _fast_directions(genetic: np.ndarray, phi: float) -> dict:

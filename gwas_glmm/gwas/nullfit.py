@@ -164,3 +164,8 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
                                                  None if calibration is None else model.rows(calibration))
             bar.update(1)
     log.info("LOCO residuals for %d chromosome(s) and %d phenotype(s)", len(chroms), len(todo))
+    for name, model in todo.items():
+        if model.fast_rank is not None:
+            log.info("phenotype %s: the fast mode will keep %d eigen-directions exactly (predicted q99 |delta "
+                     "log10 P| vs exact %s)", name, model.fast_rank, model.status.get("fast_rank_q99"))
+

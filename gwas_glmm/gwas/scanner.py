@@ -1,20 +1,20 @@
 """The score-test scan: blocks of variants in parallel (dask, threads), several phenotypes per
 pass over the genotypes, every finished block checkpointed so a killed scan resumes.
 
-A block is read once (bed-reader), mean-imputed over the analysis samples, and tested for every
-phenotype (``score.score_test``).  Finished blocks go to ``OUT.ckpt/`` as ``.npz`` (no pickle);
-when all are done the results are written per phenotype, in variant order, as gzip files with a
-zero timestamp (so a resumed scan's file is byte-identical to an uninterrupted one's), under a
+A block is decoded once from the .bed bytes, mean-imputed over the analysis samples, tested for
+every phenotype (``score.score_test``) and its rows formatted and compressed (``rows``), all in
+its worker (``block.compute_block``).  Finished blocks go to ``OUT.ckpt/`` as ``.npz`` (no
+pickle); when all are done each phenotype's file is the blocks' gzip members in variant order
+(zero timestamps, so a resumed scan's file is byte-identical to an uninterrupted one's), under a
 temporary name, renamed when complete; then the checkpoints are removed.
 """
 
 from __future__ import annotations
 
-import gzip
+import contextlib
 import hashlib
 import itertools
 import json
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,17 +25,15 @@ import numpy as np
 from .._atomic import atomic_path
 from .._progress import get_logger, progress
 from ..exceptions import AlignmentError, InputError
-from ..genotype.stats import VariantFilter, compute_stats
+from ..genotype.stats import VariantFilter
 from ..io.plink import PlinkFileset
 from ..io.tables import results_to_parquet
 from .block import BlockTask, compute_block
 from .null import NullModel
-from .score import exact_variance, variance_ratio
+from .rows import gzip_member, header
+from .score import exact_variance, set_fast_rank, variance_ratio
 
 log = get_logger("scan")
-COLUMNS = ["CHROM", "GENPOS", "ID", "ALLELE0", "ALLELE1", "A1FREQ", "N", "MAC", "BETA", "SE", "CHISQ", "P", "LOG10P",
-           "TEST"]
-BINARY_COLUMNS = ["A1FREQ_CASES", "A1FREQ_CONTROLS", "N_CASES", "N_CONTROLS"]
 EXACT_MAX_N = 5000  # above this many samples the default mode is fast
 
 
@@ -75,9 +73,8 @@ def calibration_genotypes(fileset: PlinkFileset, samples: np.ndarray, variants: 
         return np.empty((len(samples), 0))
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(variants, size=min(len(variants), 20 * n_calibration), replace=False))
-    g = _impute(fileset.read(samples, pick))
-    stats = compute_stats(g.astype(np.float32, order="F"))
-    return g[:, np.flatnonzero(stats.mac >= 20)[:n_calibration]]
+    g, stats, _ = fileset.read_imputed(samples, pick)
+    return np.asarray(g[:, np.flatnonzero(stats.mac >= 20)[:n_calibration]], dtype=np.float64, order="F")
 
 
 def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
@@ -88,24 +85,6 @@ def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
         raise AlignmentError(f"{int((pos < 0).sum())} samples of the null model are not in {fileset.fam_path}, "
                              f"first {fid[k]} {iid[k]}; scan the fileset the GRM was built from")
     return pos
-
-
-def _impute(block: np.ndarray) -> np.ndarray:
-    """Mean-imputed float64 dosages (numba, one pass per variant)."""
-    from ..genotype._stats_numba import mean_impute
-
-    return mean_impute(np.asfortranarray(block))
-
-
-def format_p(log10p: float) -> str:
-    """P as text from -log10 P, exact below the double range (e.g. 3.2e-412)."""
-    if not math.isfinite(log10p):
-        return "NA"
-    exponent = math.floor(-log10p)
-    mantissa = 10 ** (-log10p - exponent)
-    if mantissa >= 9.9995:
-        mantissa, exponent = 1.0, exponent + 1
-    return f"{mantissa:.4g}e{exponent:+03d}" if exponent < -4 else f"{10 ** -log10p:.4g}"
 
 
 class Scan:
@@ -136,7 +115,7 @@ class Scan:
         if self.loco:
             log.info("LOCO: each chromosome's variants are tested against the null model without that chromosome")
         self.ckpt = Path(f"{self.out}.ckpt")
-        self.key = hashlib.sha256(json.dumps({"inputs": inputs_key, "mode": mode, "config": repr(config),
+        self.key = hashlib.sha256(json.dumps({"checkpoint": 2, "inputs": inputs_key, "mode": mode, "config": repr(config),
                                               "variants": int(len(self.variants)), "n": self.n,
                                               "phenotypes": sorted(nulls)}).encode()).hexdigest()[:16]
         self.ratios = {}
@@ -146,14 +125,30 @@ class Scan:
         return calibration_genotypes(self.fileset, self.samples, variants, self.config.n_calibration,
                                      self.config.seed)
 
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the fast mode must calibrate here (with exact variances, so with the full null
+        models): not when every model has a calibrated LOCO part for every chromosome scanned."""
+        return self.mode == "fast" and not (self.loco and all(
+            getattr(m.loco.get(c), "ratio", None) is not None for m in self.nulls.values() for c in set(self.chrom)))
+
     def calibrate(self) -> None:
-        if self.mode != "fast":
+        """The fast mode's genome-wide variance ratios (and ranks, where the null has none); not
+        needed, and skipped, when every null model carries a calibrated LOCO part for every
+        chromosome scanned (the null step did it)."""
+        if not self.needs_calibration:
             return
         self._calibration = self._calibration_set(self.variants)
         if self._calibration.shape[1] < 10:
             raise InputError("fewer than 10 variants with MAC >= 20 to calibrate the fast mode; use --mode exact")
         for name, null in self.nulls.items():
-            ratio, cv = variance_ratio(null, null.rows(self._calibration))
+            own = null.rows(self._calibration)
+            exact = exact_variance(null, own)
+            predicted = set_fast_rank(null, own, exact)
+            if null.fast_rank is not None:
+                log.info("phenotype %s: the fast mode keeps %d eigen-directions exactly%s", name, null.fast_rank,
+                         f" (predicted q99 |delta log10 P| vs exact {predicted:.3f})" if predicted == predicted else "")
+            ratio, cv = variance_ratio(null, own, exact=exact)
             self.ratios[name] = ratio
             log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio,
                      self._calibration.shape[1], cv)
@@ -167,7 +162,8 @@ class Scan:
                          self.config.min_mac, self.config.spa, dict(ratios), self.fileset.num_threads)
 
     def _save_block(self, k: int, arrays: dict[str, np.ndarray]) -> None:
-        """The one writer of checkpoints: the process that drives the scan."""
+        """Checkpoints are written by the process that drives the scan (by its worker threads
+        with the threaded scheduler), under a temporary name."""
         with atomic_path(self._block_path(k)) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -249,14 +245,24 @@ class Scan:
         return load_kinship(path, loco=chrom, with_eigen=False).align(self.fid, self.iid).matrix
 
     def _run_threads(self, todo: list[int], bar, nulls, ratios) -> None:
-        batch = max(1, 2 * self.config.threads)
-        for start in range(0, len(todo), batch):
-            chunk = todo[start:start + batch]
-            done = dask.compute(*[dask.delayed(compute_block)(self._task(k, ratios), nulls) for k in chunk],
-                                scheduler="threads", num_workers=self.config.threads)
-            for k, arrays in zip(chunk, done):
-                self._save_block(k, arrays)
-            bar.update(len(chunk))
+        """Every block of ``todo`` as one dask graph on the threaded scheduler: each worker thread
+        writes its block's checkpoint as soon as it is done (no batch waits for its slowest block,
+        and the driving thread does not serialise the writes).  With several workers each runs
+        its kernels (numba, BLAS) on one thread."""
+        import numba
+
+        from .._accelerate import one_thread_per_worker
+
+        threads = self.config.threads
+
+        def one(k):
+            if threads > 1:
+                numba.set_num_threads(1)
+            self._save_block(k, compute_block(self._task(k, ratios), nulls))
+            bar.update(1)
+
+        with one_thread_per_worker() if threads > 1 else contextlib.nullcontext():
+            dask.compute(*[dask.delayed(one, pure=False)(k) for k in todo], scheduler="threads", num_workers=threads)
 
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
         from distributed import as_completed
@@ -286,48 +292,25 @@ class Scan:
 
     # -- results ----------------------------------------------------------------------------
     def _write_results(self) -> dict[str, Path]:
-        v = self.fileset.variants
+        """Each phenotype's file: the header's gzip member, then every block's (formatted and
+        compressed by its worker), in variant order; lambda_GC from the blocks' scores."""
         paths = {}
         for name, null in self.nulls.items():
             path = Path(f"{self.out}.{name}.tsv.gz")
-            binary = null.family == "binomial"
-            header = COLUMNS + (BINARY_COLUMNS if binary else [])
-            chisq_all = []
-            with atomic_path(path) as tmp, open(tmp, "wb") as raw, \
-                    gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=4) as gz:
-                gz.write(("\t".join(header) + "\n").encode())
+            chisq = []
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                fh.write(gzip_member(header(null.family == "binomial")))
                 for k in range(len(self.blocks)):
                     with np.load(self._block_path(k), allow_pickle=False) as npz:
-                        b = {key: npz[key] for key in npz.files}  # read each array once
-                        idx, score, var = b["index"], b[f"{name}.score"], b[f"{name}.var"]
-                        freq, count, mac = (b.get(f"{name}.{c}", b[c]) for c in ("a1freq", "n", "mac"))
-                        log10p, spa = b[f"{name}.log10p"], b[f"{name}.spa"]
-                        extra = [b[f"{name}.{c}"] for c in ("freq_cases", "freq_controls", "n_cases", "n_controls")] \
-                            if binary else []
-                        lines = []
-                        for j in range(len(idx)):
-                            i = idx[j]
-                            chisq = score[j] ** 2 / var[j]
-                            chisq_all.append(chisq)
-                            row = [str(v.chrom[i]), str(v.pos[i]), str(v.id[i]), str(v.allele0[i]), str(v.allele1[i]),
-                                   f"{freq[j]:.6g}", str(int(count[j])), f"{mac[j]:.6g}"]
-                            if math.isfinite(var[j]):
-                                row += [f"{score[j] / var[j]:.6g}", f"{1 / math.sqrt(var[j]):.6g}", f"{chisq:.6g}",
-                                        format_p(log10p[j]), f"{log10p[j]:.6g}", "SPA" if spa[j] else "SCORE"]
-                            else:  # below --mac among this phenotype's own samples
-                                row += ["NA"] * 6
-                            if binary:
-                                row += [f"{extra[0][j]:.6g}", f"{extra[1][j]:.6g}", str(int(extra[2][j])),
-                                        str(int(extra[3][j]))]
-                            lines.append("\t".join(row))
-                        if lines:
-                            gz.write(("\n".join(lines) + "\n").encode())
+                        fh.write(npz[f"{name}.gz"].tobytes())
+                        chisq.append(npz[f"{name}.score"] ** 2 / npz[f"{name}.var"])
             paths[name] = path
             if self.config.parquet:
                 results_to_parquet(path, Path(f"{self.out}.{name}.parquet"))
-            lam = genomic_control(np.array(chisq_all))
+            chisq = np.concatenate(chisq) if chisq else np.zeros(0)
+            lam = genomic_control(chisq)
             log.info("phenotype %s: %d variants tested; genomic control lambda %.4f (median), %.4f (q 0.01), "
-                     "%.4f (q 0.001); written to %s", name, len(chisq_all), lam["median"], lam["q0.01"],
+                     "%.4f (q 0.001); written to %s", name, len(chisq), lam["median"], lam["q0.01"],
                      lam["q0.001"], path)
         return paths
 

@@ -2,8 +2,9 @@
 
 * exact: V = G^T P G through Sigma^-1 (eigenbasis or Cholesky): one (n x n) x (n x m) matrix
   product per block, n^2 m flops, equal to a dense computation;
-* fast: O(n) per variant.  Gaussian nulls: the GRM's top 200 eigen-directions exactly and the
-  rest through a variance ratio; PQL nulls: V ~ r * G~^T W G~ / phi with G~ the genotypes adjusted
+* fast: O(n k) per variant.  Gaussian nulls: the GRM's top k eigen-directions exactly (k from 20
+  to 200, the fewest that keep the fast test close to the exact one on the calibration
+  variants) and the rest through a variance ratio; PQL nulls: V ~ r * G~^T W G~ / phi with G~ the genotypes adjusted
   for the covariates in the W metric (SAIGE's variance ratio), r calibrated on random variants;
 * binary traits: the saddlepoint approximation (SPA) of the score's distribution where |z| > 2,
   given the null model's sufficient statistics X^T y (a double saddlepoint approximation) from
@@ -29,6 +30,8 @@ SPA_Z = 2.0
 # to exact there (with one carrier the conditional approximation gave P < 1e-4 where the true
 # P is about mu of that carrier; scripts/calibration.py).
 SPA_CONDITIONAL_MIN_MAC = 20
+FAST_RANKS = (20, 50, 100, 200)  # candidate eigen-directions for the fast mode, fewest first
+FAST_TOLERANCE = 0.02  # predicted q99 |delta log10 P| (fast vs exact) a candidate must meet
 
 
 @dataclass
@@ -119,10 +122,17 @@ def _fast_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return np.zeros(g.shape[1]), (wsq - np.einsum("ij,ij->j", b, cache["xwx_inv"] @ b)) / null.phi, score
 
 
+def _fast_rank(null: NullModel) -> int:
+    """The eigen-directions the fast mode keeps: the null's chosen rank, else FAST_RANK, at most
+    what it has."""
+    available = null.n - 1 if null.eig_vectors is not None else len(null.fast_inv_d)
+    return max(1, min(null.fast_rank or FAST_RANK, available))
+
+
 def _fast_cache(null: NullModel) -> dict:
     if null.eig_vectors is not None or null.fast_vectors is not None:
         full = null.eig_vectors is not None
-        k = min(FAST_RANK, null.n - 1) if full else len(null.fast_inv_d)
+        k = _fast_rank(null)
         vectors, inv_d = null.top_vectors(k)
         rest = float(np.mean(null.eig_inv_d[:-k])) if full else null.fast_rest
         return {"k": k, "columns": np.ascontiguousarray(np.vstack([null.py, null.sigma_inv_x.T, null.x.T])),
@@ -136,13 +146,26 @@ def _fast_cache(null: NullModel) -> dict:
 def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
     """Approximate G^T P G in O(n) per variant.
 
-    Gaussian nulls (eigenbasis): the top ``FAST_RANK`` eigen-directions of the GRM (population
-    structure, large families) exactly, the remaining directions through their mean 1/d times the
+    Gaussian nulls: the top k eigen-directions of the GRM (population structure, large families;
+    k = the null's ``fast_rank``, see :func:`choose_fast_rank`) exactly, the remaining directions through their mean 1/d times the
     calibrated ratio, the covariate correction exactly.  PQL nulls: SAIGE's ratio times the GLM
     variance G~^T W G~ / phi.
     """
     base, unit, _ = _fast_parts(null, g)
     return base + ratio * unit
+
+
+def set_fast_rank(null: NullModel, g: np.ndarray, exact: np.ndarray) -> float:
+    """Choose the null's fast-mode rank on calibration variants (:func:`choose_fast_rank`) unless it
+    has one (a null file's LOCO ratios were calibrated with its rank); the predicted q99, or nan."""
+    if null.fast_rank is not None:
+        return float("nan")
+    k, predicted = choose_fast_rank(null, g, exact)
+    if k is not None:
+        null.fast_rank = k
+        null.status = {**null.status, "fast_rank_q99": round(predicted, 4)}
+        null.__dict__.pop("_fast_cache", None)
+    return predicted
 
 
 def variance_ratio(null: NullModel, g: np.ndarray, *, exact: np.ndarray | None = None) -> tuple[float, float]:
@@ -154,6 +177,38 @@ def variance_ratio(null: NullModel, g: np.ndarray, *, exact: np.ndarray | None =
     base, unit, _ = _fast_parts(null, g)
     r = (exact - base) / unit
     return float(np.mean(r)), float(np.std(r) / np.mean(r))
+
+
+def choose_fast_rank(null: NullModel, g: np.ndarray, exact: np.ndarray) -> tuple[int | None, float]:
+    """(the fewest eigen-directions among FAST_RANKS whose fast variances keep the predicted 99th
+    percentile of |delta log10 P| against the exact test within FAST_TOLERANCE, that prediction)
+    on calibration variants ``g`` with exact variances ``exact``; (None, nan) for nulls without
+    eigen-directions (PQL: SAIGE's plain ratio).
+
+    The prediction pairs each calibration variant's relative variance error (after the ratio) with
+    the quantiles of a null 1-df chi-square, the statistics a scan mostly sees.  The directions are
+    what the ratio cannot absorb: variance along population structure and large families.  A
+    variant's cost in the fast scan is about k multiply-adds per sample (one SGEMM), so k = 20
+    instead of 200 makes the fast scan several times faster; at N = 10,000 (scripts/bench_scan.py)
+    k = 20 predicted q99 0.017 and gave 0.017 (MAC >= 20), k = 200 0.012 and 0.013."""
+    import dataclasses
+
+    if null.eig_vectors is None and null.fast_vectors is None:
+        return None, float("nan")
+    chi = stats.chi2.isf((np.arange(200) + 0.5) / 200, 1)
+    null_log10p = -stats.chi2.logsf(chi, 1) / LN10
+    best = (None, np.inf)
+    for k in sorted({min(k, _fast_rank(null)) for k in FAST_RANKS}):
+        base, unit, _ = _fast_parts(dataclasses.replace(null, fast_rank=k), g)
+        ratio = np.mean((exact - base) / unit)
+        stretch = exact / (base + ratio * unit)  # chi-square multiplier of each variant
+        shifted = -stats.chi2.logsf(np.outer(chi, stretch), 1) / LN10
+        predicted = float(np.quantile(np.abs(shifted - null_log10p[:, None]), 0.99))
+        if predicted < best[1]:
+            best = (k, predicted)
+        if predicted <= FAST_TOLERANCE:
+            return k, predicted
+    return best
 
 
 def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: float | None = None,

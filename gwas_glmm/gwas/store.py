@@ -29,7 +29,7 @@ from .._validation import check_file
 from ..exceptions import InputError
 from .loco import FIELDS as LOCO_FIELDS
 from .loco import LocoPart
-from .null import NullModel
+from .null import FAST_RANK, NullModel
 
 FORMAT = "gwas_glmm.null"
 _STR = h5py.string_dtype()
@@ -71,6 +71,8 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 g.create_dataset("fast_vectors", data=m.fast_vectors)
                 g.create_dataset("fast_inv_d", data=m.fast_inv_d)
                 g.attrs["fast_rest"] = m.fast_rest
+            if m.fast_rank is not None:
+                g.attrs["fast_rank"] = m.fast_rank
             for key in ("y_work", "offset"):
                 if getattr(m, key) is not None:
                     g.create_dataset(key, data=getattr(m, key))
@@ -105,28 +107,51 @@ def null_header(path) -> tuple[int, dict[str, str], int, int]:
         return int(h5["samples/iid"].shape[0]), families, int(p), loco
 
 
-def load_nulls(path) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
-    """(phenotype -> NullModel, fid, iid, root attributes)."""
+def _fast_rank(attrs, group) -> int | None:
+    """The stored fast-mode rank; files written before it was chosen used FAST_RANK for their LOCO
+    variance ratios, so those keep it."""
+    if "fast_rank" in attrs:
+        return int(attrs["fast_rank"])
+    has_ratios = any("ratio" in lg.attrs for lg in group.get("loco", {}).values())
+    return FAST_RANK if has_ratios else None
+
+
+def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
+    """(phenotype -> NullModel, fid, iid, root attributes).
+
+    ``fast_only``: only what a fast scan needs once its variance ratios are calibrated (stored by
+    the null step for every LOCO part): an eigenbasis null's top ``fast_rank`` eigenvectors, as
+    its fast-mode directions, instead of all n, and no Cholesky factor.  That reads O(n k)
+    numbers instead of n^2 (0.8 GB at n = 10,000); such models cannot give exact variances."""
     with _open(path) as h5:
         fid = h5["samples/fid"].asstr()[...].astype(object)
         iid = h5["samples/iid"].asstr()[...].astype(object)
-        vectors = {key: h5["eigen"][key][...] for key in h5.get("eigen", {})}  # each set read once
+        vectors = {} if fast_only else {key: h5["eigen"][key][...] for key in h5.get("eigen", {})}  # each set once
         nulls = {}
         for name, g in h5["pheno"].items():
             fields = {key: g[key][...] for key in _VECTORS}
             a = g.attrs
             index = g["index"][...] if "index" in g else None
+            eigen = {}
+            if "eig_inv_d" in g:
+                inv_d = g["eig_inv_d"][...]
+                if fast_only:
+                    k = max(1, min(_fast_rank(a, g) or FAST_RANK, len(inv_d) - 1))
+                    top = h5["eigen"][str(a.get("eigen", "vectors"))][:, -k:]
+                    eigen = {"fast_vectors": np.ascontiguousarray(top.T), "fast_inv_d": inv_d[-k:],
+                             "fast_rest": float(np.mean(inv_d[:-k]))}
+                else:
+                    eigen = {"eig_vectors": vectors[str(a.get("eigen", "vectors"))], "eig_inv_d": inv_d}
+            elif "fast_vectors" in g:
+                eigen = {"fast_vectors": g["fast_vectors"][...], "fast_inv_d": g["fast_inv_d"][...],
+                         "fast_rest": float(a["fast_rest"])}
             nulls[name] = NullModel(
                 family=str(a["family"]), iid=iid if index is None else iid[index], tau=float(a["tau"]),
-                phi=float(a["phi"]), index=index,
-                eig_vectors=vectors[str(a.get("eigen", "vectors"))] if "eig_inv_d" in g else None,
-                eig_inv_d=g["eig_inv_d"][...] if "eig_inv_d" in g else None,
-                chol=g["chol"][...] if "chol" in g else None, status=json.loads(a["status"]),
+                phi=float(a["phi"]), index=index, **eigen,
+                chol=g["chol"][...] if "chol" in g and not fast_only else None, status=json.loads(a["status"]),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
-                fast_vectors=g["fast_vectors"][...] if "fast_vectors" in g else None,
-                fast_inv_d=g["fast_inv_d"][...] if "fast_inv_d" in g else None,
-                fast_rest=float(a["fast_rest"]) if "fast_rest" in a else None,
+                fast_rank=_fast_rank(a, g),
                 loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS},
                                   ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
                       for c, lg in g.get("loco", {}).items()},
