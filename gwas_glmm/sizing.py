@@ -160,10 +160,13 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
 
 
 def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
-                  speed: MachineSpeed, base: int, loco_parts: int = 0) -> Estimate:
+                  speed: MachineSpeed, base: int, loco_parts: int = 0, calibrated: bool = False) -> Estimate:
+    """``calibrated``: the null file has every LOCO part's fast-mode ratio, so a fast scan reads
+    only the top 200 eigenvectors (no n x n matrix) and factorises nothing."""
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
-    nulls = nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
+    light = mode == "fast" and calibrated
+    nulls = (n * 200.0 * 8 * gaussian) if light else nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
     # per running block: the float32 buffer it is decoded into, its kept copy and (exact mode) the
     # float64 dosages and one product
     inflight = threads * n * block * ((4 + 4 + 8 + 8) if mode == "exact" else (4 + 4))
@@ -172,7 +175,7 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     else:
         flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)  # k = 200: the most directions
     loco_bytes, loco_memory = 0.0, 0.0
-    if loco_parts:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
+    if loco_parts and not light:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
         flops += loco_parts * k * n**3 / 3.0
         loco_memory = nn * (4 + 8)
         loco_bytes = loco_parts * nn * 12
@@ -183,7 +186,10 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
               f"{threads} blocks of {block} variants in flight {_size(inflight)}",
               f"checkpoints while running ~{_size(m * 8 * (4 + 4 * k))} (removed at the end)"]
-    if loco_parts:
+    if loco_parts and light:
+        detail.append(f"LOCO: {loco_parts} chromosome(s), variance ratios calibrated by the null step; the null "
+                      "models' top eigenvectors only are read")
+    elif loco_parts:
         detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype "
                       "(--no-loco to skip)")
     memory = base + nulls + max(inflight, loco_memory)

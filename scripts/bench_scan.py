@@ -16,6 +16,7 @@ its time per variant is reported, since a full gemma run at this size takes hour
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -41,6 +42,8 @@ def main() -> None:
                     help="the exact scan tests every K-th variant (its rate is per variant tested)")
     ap.add_argument("--workdir", default="bench_out/scan")
     ap.add_argument("--cohort-dir", default="bench_out/io")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the stages a killed run of the same command recorded (WORKDIR/stages.json)")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -49,25 +52,36 @@ def main() -> None:
     warm_page_cache(Path(f"{prefix}.bed"))
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t = str(args.threads)
-    r = {}
+    # each stage's record is saved as soon as it is measured; --resume keeps those of a killed run
+    stages = work / "stages.json"
+    key = {k: v for k, v in vars(args).items() if k != "resume"}
+    saved = json.loads(stages.read_text()) if args.resume and stages.exists() else {}
+    r = saved.get("results", {}) if saved.get("args") == key else {}
+
+    def stage(name, cmd, **kw):
+        if name not in r:
+            r[name] = measure(cmd, **kw)
+            stages.write_text(json.dumps({"args": key, "results": r}, default=str))
+        return r[name]
+
     thin = ["--thin-count", str(args.grm_variants)] if args.grm_variants else []
-    r["grm_eigen"] = measure([gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--eigen",
-                              "--loco" if args.loco else "--no-loco", "--threads", t, *thin])
-    r["null"] = measure([gg, "null", "--grm", work / "grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
-                         "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", work / "qt.null.h5"])
+    stage("grm_eigen", [gg, "grm", "--bfile", prefix, "--out", work / "grm.h5", "--eigen",
+                        "--loco" if args.loco else "--no-loco", "--threads", t, *thin])
+    stage("null", [gg, "null", "--grm", work / "grm.h5", "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
+                   "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", work / "qt.null.h5"])
     subset = []
     if args.exact_every > 1:
         ids = [line.split()[1] for line in open(f"{prefix}.bim")][::args.exact_every]
         (work / "exact.ids").write_text("\n".join(ids) + "\n")
         subset = ["--extract", work / "exact.ids"]
     for mode in ("fast", "exact"):
-        r[f"scan_{mode}"] = measure([gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", mode,
-                                     "--threads", t, "--out", work / f"ours_{mode}", *(subset if mode == "exact" else [])])
+        stage(f"scan_{mode}", [gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", mode,
+                               "--threads", t, "--out", work / f"ours_{mode}", *(subset if mode == "exact" else [])])
     r["scan_exact"]["variants"] = -(-args.n_variants // args.exact_every)
     if shutil.which("plink2"):
-        r["plink2_glm"] = measure(["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
-                                   "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--glm", "hide-covar",
-                                   "--threads", t, "--out", work / "plink2"])
+        stage("plink2_glm", ["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
+                             "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--glm", "hide-covar",
+                             "--threads", t, "--out", work / "plink2"])
     # gemma's own kinship: bench_grm.py's for its cohort, else computed here (gemma -gk 1, not timed)
     gemma_kin = Path("bench_out/grm/gemma_out/gemma.cXX.txt")
     if (args.n_samples, args.n_variants) != (10_000, 100_000) or not gemma_kin.exists():
@@ -96,9 +110,9 @@ def main() -> None:
         ids = [line.split()[1] for line in open(f"{prefix}.bim")]
         step = max(1, len(ids) // args.gemma_variants)
         (work / "gemma.snps").write_text("\n".join(ids[::step][: args.gemma_variants]) + "\n")
-        r["gemma_lmm"] = measure(["gemma", "-bfile", gprefix, "-k", gemma_kin, "-lmm", "4", "-snps",
-                                  work / "gemma.snps", "-o", "gemma", "-outdir", work / "gemma_out"],
-                                 env={**os.environ, "OPENBLAS_NUM_THREADS": t})
+        stage("gemma_lmm", ["gemma", "-bfile", gprefix, "-k", gemma_kin, "-lmm", "4", "-snps",
+                            work / "gemma.snps", "-o", "gemma", "-outdir", work / "gemma_out"],
+              env={**os.environ, "OPENBLAS_NUM_THREADS": t})
         r["gemma_lmm"]["variants"] = args.gemma_variants
         log = (work / "gemma_out" / "gemma.log.txt").read_text()
         times = dict(re.findall(r"## (time elapsed on [^=]+?)\s*=\s*([0-9.]+)", log))

@@ -129,13 +129,14 @@ def run_scan(args: argparse.Namespace) -> None:
     if args.dry_run:
         from .. import sizing
 
-        n, families, p, loco_parts = null_header(args.null)
-        mode = args.mode if args.mode != "auto" else ("exact" if n <= EXACT_MAX_N else "fast")
+        head = null_header(args.null)
+        mode = args.mode if args.mode != "auto" else ("exact" if head.n <= EXACT_MAX_N else "fast")
         threads = args.cluster_cores if args.cluster else config.threads
-        print_estimate(sizing.estimate_scan(n, len(variants), list(families.values()), mode=mode,
-                                            block=config.block_size, threads=threads, p=p,
+        print_estimate(sizing.estimate_scan(head.n, len(variants), list(head.families.values()), mode=mode,
+                                            block=config.block_size, threads=threads, p=head.p,
                                             speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
-                                            loco_parts=0 if args.no_loco else loco_parts))
+                                            loco_parts=0 if args.no_loco else head.loco_parts,
+                                            calibrated=head.calibrated and not args.no_loco))
         if args.cluster:
             from ..gwas.cluster import job_script
 
@@ -144,7 +145,7 @@ def run_scan(args: argparse.Namespace) -> None:
         return
     if samples is not None:
         log.info("--keep ignored by scan: the samples are those of the null model")
-    n = null_header(args.null)[0]  # checks the file first
+    n = null_header(args.null).n  # checks the file first
     bed = fileset.bed_path.stat()
     key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
     fast = args.mode == "fast" or (args.mode == "auto" and n > EXACT_MAX_N)

@@ -1,7 +1,7 @@
 """One block of the scan: decode it from the .bed bytes, counting and mean-imputing (float32), filter
 it, test it for every phenotype of the null file and format its results rows (gzip members); the
-arrays of its checkpoint.  Runs on a dask
-worker thread or process: everything it needs besides the null models is in its ``BlockTask``."""
+arrays of its checkpoint.  Runs on a dask worker thread or process: everything it needs besides
+the null models is in its ``BlockTask``."""
 
 from __future__ import annotations
 

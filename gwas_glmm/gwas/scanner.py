@@ -247,21 +247,24 @@ class Scan:
     def _run_threads(self, todo: list[int], bar, nulls, ratios) -> None:
         """Every block of ``todo`` as one dask graph on the threaded scheduler: each worker thread
         writes its block's checkpoint as soon as it is done (no batch waits for its slowest block,
-        and the driving thread does not serialise the writes).  With several workers each runs
-        its kernels (numba, BLAS) on one thread."""
+        and the driving thread does not serialise the writes).  In the fast mode with several
+        workers each runs its kernels (numba, BLAS) on one thread."""
         import numba
 
         from .._accelerate import one_thread_per_worker
 
         threads = self.config.threads
+        # the fast mode's kernels release the GIL: one thread each.  The exact mode's triangular
+        # solve (scipy) holds it, so its blocks run one at a time on all of BLAS's threads
+        single = threads > 1 and self.mode == "fast"
 
         def one(k):
-            if threads > 1:
+            if single:
                 numba.set_num_threads(1)
             self._save_block(k, compute_block(self._task(k, ratios), nulls))
             bar.update(1)
 
-        with one_thread_per_worker() if threads > 1 else contextlib.nullcontext():
+        with one_thread_per_worker() if single else contextlib.nullcontext():
             dask.compute(*[dask.delayed(one, pure=False)(k) for k in todo], scheduler="threads", num_workers=threads)
 
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:

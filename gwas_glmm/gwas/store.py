@@ -19,6 +19,7 @@ Written under a temporary name and renamed when complete; reading executes nothi
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -97,14 +98,25 @@ def _open(path) -> h5py.File:
     return h5
 
 
-def null_header(path) -> tuple[int, dict[str, str], int, int]:
-    """(samples, phenotype -> family, covariates incl. intercept, LOCO parts), without reading
-    the matrices."""
+@dataclass(frozen=True)
+class NullHeader:
+    """What a null file holds, without its matrices."""
+
+    n: int  # samples
+    families: dict[str, str]  # phenotype -> family
+    p: int  # covariates incl. intercept (the most of any phenotype)
+    loco_parts: int
+    calibrated: bool  # every LOCO part has its fast-mode ratio: a fast scan needs no full null
+
+
+def null_header(path) -> NullHeader:
     with _open(path) as h5:
-        families = {name: str(g.attrs["family"]) for name, g in h5["pheno"].items()}
-        p = max((g["x"].shape[1] for g in h5["pheno"].values()), default=1)
-        loco = max((len(g["loco"]) for g in h5["pheno"].values() if "loco" in g), default=0)
-        return int(h5["samples/iid"].shape[0]), families, int(p), loco
+        groups = list(h5["pheno"].values())
+        parts = [lg for g in groups for lg in g.get("loco", {}).values()]
+        return NullHeader(int(h5["samples/iid"].shape[0]), {name: str(g.attrs["family"]) for name, g in h5["pheno"].items()},
+                          int(max((g["x"].shape[1] for g in groups), default=1)),
+                          max((len(g["loco"]) for g in groups if "loco" in g), default=0),
+                          bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts))
 
 
 def _fast_rank(attrs, group) -> int | None:
