@@ -11,6 +11,7 @@ missing.  ALLELE1 is the .bim's fifth column, which plink2 treats as ALT when it
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -172,6 +173,9 @@ def check_bed(path: Path, n_samples: int, n_variants: int, bim: Path, fam: Path)
         )
 
 
+_OPEN_LOCK = threading.Lock()
+
+
 class PlinkFileset:
     """An opened, checked PLINK 1 fileset.
 
@@ -252,7 +256,10 @@ class PlinkFileset:
         raw = np.empty((len(variants), width), dtype=np.uint8)
         fd = self.__dict__.get("_bed_fd")
         if fd is None:
-            fd = self.__dict__["_bed_fd"] = os.open(self.bed_path, os.O_RDONLY)
+            with _OPEN_LOCK:  # blocks on several threads: one descriptor per fileset
+                fd = self.__dict__.get("_bed_fd")
+                if fd is None:
+                    fd = self.__dict__["_bed_fd"] = os.open(self.bed_path, os.O_RDONLY)
         starts = np.flatnonzero(np.diff(variants, prepend=-2) != 1)
         for a, b in zip(starts, [*starts[1:], len(variants)]):
             want = (b - a) * width
