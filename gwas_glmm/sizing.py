@@ -162,18 +162,20 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
 def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
                   speed: MachineSpeed, base: int, loco_parts: int = 0, calibrated: bool = False) -> Estimate:
     """``calibrated``: the null file has every LOCO part's fast-mode ratio, so a fast scan reads
-    only the top 200 eigenvectors (no n x n matrix) and factorises nothing."""
+    only the top FAST_RANK eigenvectors at most (no n x n matrix) and factorises nothing."""
+    from .gwas.null import FAST_RANK
+
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     light = mode == "fast" and calibrated
-    nulls = (n * 200.0 * 8 * gaussian) if light else nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
+    nulls = (n * FAST_RANK * 8.0 * gaussian) if light else nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
     # per running block: the float32 buffer it is decoded into, its kept copy and (exact mode) the
     # float64 dosages and one product
     inflight = threads * n * block * ((4 + 4 + 8 + 8) if mode == "exact" else (4 + 4))
     if mode == "exact":
         flops = 2.0 * nn * m * k
     else:
-        flops = 2.0 * n * m * (gaussian * (200 + p) + (k - gaussian) * 2 * p)  # k = 200: the most directions
+        flops = 2.0 * n * m * (gaussian * (FAST_RANK + p) + (k - gaussian) * 2 * p)  # the most directions
     loco_bytes, loco_memory = 0.0, 0.0
     if loco_parts and not light:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
         flops += loco_parts * k * n**3 / 3.0

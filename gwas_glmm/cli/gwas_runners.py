@@ -145,11 +145,14 @@ def run_scan(args: argparse.Namespace) -> None:
         return
     if samples is not None:
         log.info("--keep ignored by scan: the samples are those of the null model")
-    n = null_header(args.null).n  # checks the file first
+    head = null_header(args.null)  # checks the file first
     bed = fileset.bed_path.stat()
     key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
-    fast = args.mode == "fast" or (args.mode == "auto" and n > EXACT_MAX_N)
-    for fast_only in ((True, False) if fast else (False,)):  # the fast mode reads the top directions only
+    fast = args.mode == "fast" or (args.mode == "auto" and head.n > EXACT_MAX_N)
+    # a fast scan of a null file whose LOCO ratios are all calibrated reads its top directions only,
+    # unless a chromosome scanned has no LOCO part (then it calibrates, with the full models)
+    light = fast and head.calibrated and not args.no_loco
+    for fast_only in ((True, False) if light else (False,)):
         nulls, fid, iid, attrs = load_nulls(args.null, fast_only=fast_only)
         scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
                     kinship_path=str(attrs.get("grm", "")) or None)

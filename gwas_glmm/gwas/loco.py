@@ -73,13 +73,11 @@ def loco_part(null: NullModel, k_loco: np.ndarray, chrom: str, calibration: np.n
     mu = get_family(null.family).link.inverse(eta if null.offset is None else eta + null.offset)
     part = LocoPart(str(chrom), py, si_x, xsx_inv, mu)
     if calibration is not None and calibration.shape[1] >= 10:
-        from .score import exact_variance, set_fast_rank, variance_ratio
+        from .score import apply_fast_rank, choose_fast_rank, exact_variance, variance_ratio
 
         exact = exact_variance(with_loco(null, part, chol), calibration)
         if null.fast_rank is None:  # the first chromosome fixes the fast mode's rank, under LOCO
-            fast = with_loco(null, part)
-            set_fast_rank(fast, calibration, exact)
-            null.fast_rank, null.status["fast_rank_q99"] = fast.fast_rank, fast.status.get("fast_rank_q99")
+            apply_fast_rank(null, *choose_fast_rank(with_loco(null, part), calibration, exact))
         part.ratio = variance_ratio(with_loco(null, part), calibration, exact=exact)[0]
     return part, chol
 

@@ -168,4 +168,3 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
         if model.fast_rank is not None:
             log.info("phenotype %s: the fast mode will keep %d eigen-directions exactly (predicted q99 |delta "
                      "log10 P| vs exact %s)", name, model.fast_rank, model.status.get("fast_rank_q99"))
-

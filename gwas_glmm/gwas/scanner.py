@@ -31,7 +31,7 @@ from ..io.tables import results_to_parquet
 from .block import BlockTask, compute_block
 from .null import NullModel
 from .rows import gzip_member, header
-from .score import exact_variance, set_fast_rank, variance_ratio
+from .score import apply_fast_rank, choose_fast_rank, exact_variance, variance_ratio
 
 log = get_logger("scan")
 EXACT_MAX_N = 5000  # above this many samples the default mode is fast
@@ -144,10 +144,11 @@ class Scan:
         for name, null in self.nulls.items():
             own = null.rows(self._calibration)
             exact = exact_variance(null, own)
-            predicted = set_fast_rank(null, own, exact)
-            if null.fast_rank is not None:
-                log.info("phenotype %s: the fast mode keeps %d eigen-directions exactly%s", name, null.fast_rank,
-                         f" (predicted q99 |delta log10 P| vs exact {predicted:.3f})" if predicted == predicted else "")
+            if null.fast_rank is None:  # else chosen by the null step (its LOCO ratios use it)
+                apply_fast_rank(null, *choose_fast_rank(null, own, exact))
+                if null.fast_rank is not None:
+                    log.info("phenotype %s: the fast mode keeps %d eigen-directions exactly (predicted q99 |delta "
+                             "log10 P| vs exact %.3f)", name, null.fast_rank, null.status["fast_rank_q99"])
             ratio, cv = variance_ratio(null, own, exact=exact)
             self.ratios[name] = ratio
             log.info("phenotype %s: variance ratio %.4f from %d random variants (CV %.3f)", name, ratio,

@@ -155,17 +155,13 @@ def fast_variance(null: NullModel, g: np.ndarray, ratio: float) -> np.ndarray:
     return base + ratio * unit
 
 
-def set_fast_rank(null: NullModel, g: np.ndarray, exact: np.ndarray) -> float:
-    """Choose the null's fast-mode rank on calibration variants (:func:`choose_fast_rank`) unless it
-    has one (a null file's LOCO ratios were calibrated with its rank); the predicted q99, or nan."""
-    if null.fast_rank is not None:
-        return float("nan")
-    k, predicted = choose_fast_rank(null, g, exact)
+def apply_fast_rank(null: NullModel, k: int | None, predicted: float) -> None:
+    """Give the null the fast-mode rank :func:`choose_fast_rank` returned (nothing for None), its
+    prediction in the status, and drop a fast-mode cache built with another rank."""
     if k is not None:
         null.fast_rank = k
         null.status = {**null.status, "fast_rank_q99": round(predicted, 4)}
         null.__dict__.pop("_fast_cache", None)
-    return predicted
 
 
 def variance_ratio(null: NullModel, g: np.ndarray, *, exact: np.ndarray | None = None) -> tuple[float, float]:
@@ -325,12 +321,12 @@ def _double_spa_log_tail(g, mu, x, q):
     return float(stats.norm.logsf(w + np.log(u / w) / w))  # Barndorff-Nielsen's form: exact on the log scale
 
 
-def _cgf(t, g, mu, logit_mu=None, order=2):
-    """K(t), K'(t), K''(t) of S, computed stably: p_i(t) = expit(g_i t + logit mu_i) (K(t) only
-    with ``order`` 2; NaN in its place otherwise)."""
+def _cgf(t, g, mu, logit_mu=None, with_k0=True):
+    """K(t), K'(t), K''(t) of S, computed stably: p_i(t) = expit(g_i t + logit mu_i) (NaN in place
+    of K(t) unless ``with_k0``: the root finding needs only K' and K'')."""
     a = g * t + (special.logit(mu) if logit_mu is None else logit_mu)
     p = special.expit(a)
-    k0 = np.sum(np.log1p(-mu) + np.logaddexp(0.0, a)) - t * np.sum(g * mu) if order == 2 else np.nan
+    k0 = np.sum(np.log1p(-mu) + np.logaddexp(0.0, a)) - t * np.sum(g * mu) if with_k0 else np.nan
     k1 = np.sum(g * (p - mu))
     k2 = np.sum(g * g * p * (1 - p))
     return k0, k1, k2
@@ -345,12 +341,12 @@ def _spa_log_tail(g, mu, q):
         return -745.0  # beyond the support
     lmu = special.logit(mu)
     lo, hi = 0.0, 1.0
-    while _cgf(hi, g, mu, lmu, 1)[1] < q:
+    while _cgf(hi, g, mu, lmu, with_k0=False)[1] < q:
         lo, hi = hi, 2 * hi
-    _, _, k2_0 = _cgf(0.0, g, mu, lmu, 1)
+    _, _, k2_0 = _cgf(0.0, g, mu, lmu, with_k0=False)
     t = min(max(q / k2_0, lo), hi) if k2_0 > 0 else 0.5 * (lo + hi)
     for _ in range(200):
-        _, k1, k2 = _cgf(t, g, mu, lmu, 1)
+        _, k1, k2 = _cgf(t, g, mu, lmu, with_k0=False)
         f = k1 - q
         if f > 0:
             hi = t

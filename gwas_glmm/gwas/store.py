@@ -119,7 +119,7 @@ def null_header(path) -> NullHeader:
                           bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts))
 
 
-def _fast_rank(attrs, group) -> int | None:
+def _stored_fast_rank(attrs, group) -> int | None:
     """The stored fast-mode rank; files written before it was chosen used FAST_RANK for their LOCO
     variance ratios, so those keep it."""
     if "fast_rank" in attrs:
@@ -148,7 +148,7 @@ def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], 
             if "eig_inv_d" in g:
                 inv_d = g["eig_inv_d"][...]
                 if fast_only:
-                    k = max(1, min(_fast_rank(a, g) or FAST_RANK, len(inv_d) - 1))
+                    k = max(1, min(_stored_fast_rank(a, g) or FAST_RANK, len(inv_d) - 1))
                     top = h5["eigen"][str(a.get("eigen", "vectors"))][:, -k:]
                     eigen = {"fast_vectors": np.ascontiguousarray(top.T), "fast_inv_d": inv_d[-k:],
                              "fast_rest": float(np.mean(inv_d[:-k]))}
@@ -163,7 +163,7 @@ def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], 
                 chol=g["chol"][...] if "chol" in g and not fast_only else None, status=json.loads(a["status"]),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
-                fast_rank=_fast_rank(a, g),
+                fast_rank=_stored_fast_rank(a, g),
                 loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS},
                                   ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
                       for c, lg in g.get("loco", {}).items()},
