@@ -134,18 +134,26 @@ def fast_path_code(terms, family: Family) -> int | None:
 
 
 def pirls_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0, constant: float,
-               tol=1e-12, max_iter=100):
-    """The Laplace deviance and mode from the fused kernel (same value as :func:`pirls`)."""
+               tol=1e-12, max_iter=100, x=None):
+    """The Laplace deviance and mode from the fused kernel (same value as :func:`pirls`).  With
+    ``x`` (the fixed-effects design) also the deviance's gradient with respect to (theta, beta,
+    log NB theta), two more passes over the data: returns (deviance, u, converged, gradient)."""
     import numba
 
-    from ._pirls_numba import pirls_scalar
+    from ._pirls_numba import laplace_gradient, pirls_scalar
 
-    v = term.x[:, 0] * float(theta[0])
+    z = term.x[:, 0]
+    v = z * float(theta[0])
     nb = float(getattr(family, "theta", 1.0))
-    pen, u, logdet, ok = pirls_scalar(code, np.ascontiguousarray(eta_fixed, dtype=np.float64), v, term.codes,
-                                      len(term.levels), y, weights, nb, np.asarray(u0, dtype=np.float64), tol, max_iter,
-                                      numba.get_num_threads())
-    return pen - 2.0 * constant + logdet, u, ok
+    eta_fixed = np.ascontiguousarray(eta_fixed, dtype=np.float64)
+    pen, u, logdet, ok = pirls_scalar(code, eta_fixed, v, term.codes, len(term.levels), y, weights, nb,
+                                      np.asarray(u0, dtype=np.float64), tol, max_iter, numba.get_num_threads())
+    if x is None:
+        return pen - 2.0 * constant + logdet, u, ok
+    grad = laplace_gradient(code, eta_fixed, np.ascontiguousarray(z, dtype=np.float64), float(theta[0]), term.codes,
+                            len(term.levels), u, y, weights, nb, np.ascontiguousarray(x, dtype=np.float64),
+                            numba.get_num_threads())
+    return pen - 2.0 * constant + logdet, u, ok, grad
 
 
 def known_cov_path(terms, family: Family) -> bool:
