@@ -244,6 +244,25 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         state["u"] = u
         return dev, grad[:len(params)]
 
+    def objective_known_grad(params):  # one known covariance: deviance and analytic gradient
+        theta, beta = unpack(params)
+        state["evals"] += 1
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                dev, a, u, _, grad = pirls_known(terms.terms[0], theta, offset + x @ beta, y, weights, fam,
+                                                 state.get("a"), constant, x=x)
+        except (np.linalg.LinAlgError, ValueError):
+            return BAD_DEVIANCE, np.zeros(len(params))
+        if not (np.isfinite(dev) and np.all(np.isfinite(grad))):
+            return BAD_DEVIANCE, np.zeros(len(params))
+        state["a"], state["u"] = a, u
+        return dev, grad
+
+    # analytic gradients: the fused scalar-intercept kernel, and one known covariance with a
+    # canonical link (its observed weights are the Fisher weights, always positive)
+    with_gradient = objective_grad if code is not None else None
+    if known and fam.canonical and not fam.has_theta:
+        with_gradient = objective_known_grad
     extra = [np.log(fam.theta)] if fam.has_theta else []
     if code is None and not known:  # start the Laplace fit from lme4's nAGQ = 0 fit (beta at the joint mode)
         lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
@@ -253,11 +272,11 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     else:  # each evaluation is cheap: start from the GLM fit directly
         start = np.concatenate([terms.start(), beta0, extra])
     lower = np.concatenate([terms.lower(), np.full(p, -np.inf), [-np.inf] * len(extra)])
-    if code is not None:  # analytic gradient: quasi-Newton, and the Hessian from gradient differences
-        res = optimize_gradient(objective_grad, start, lower)
+    if with_gradient is not None:  # quasi-Newton, and the Hessian from gradient differences
+        res = optimize_gradient(with_gradient, start, lower)
         params = res.x.copy()
         params[:nt] = np.maximum(params[:nt], terms.lower())
-        hess = gradient_hessian(lambda z: objective_grad(z)[1], params)
+        hess = gradient_hessian(lambda z: with_gradient(z)[1], params)
     else:
         res = optimize_theta(objective, start, lower, method="COBYQA")
         params = res.x.copy()
