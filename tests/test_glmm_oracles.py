@@ -22,6 +22,18 @@ def _grouped(seed=0, n_groups=12, per=6):
     return rng, g, t, x, b0[g] + b1[g] * t
 
 
+def _draw(rng, family, mu):
+    """Responses with means ``mu`` (binomial: proportions of 1-7 trials; NB2 with theta 2.5) and
+    their prior weights."""
+    weights = np.ones(mu.size)
+    if family == "binomial":
+        weights = rng.integers(1, 8, mu.size).astype(float)
+        return rng.binomial(weights.astype(int), mu) / weights, weights
+    if family == "poisson":
+        return rng.poisson(mu).astype(float), weights
+    return rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float), weights
+
+
 def _kinship(n, seed=1):
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(n, 3 * n))
@@ -101,15 +113,7 @@ def test_laplace_equals_brute_force(family):
     if family == "negbin":
         fam.theta = 2.5
     eta = -0.3 + 0.4 * t + 0.8 * re
-    mu = fam.link.inverse(eta)
-    weights = np.ones(g.size)
-    if family == "binomial":
-        weights = rng.integers(1, 8, g.size).astype(float)
-        y = rng.binomial(weights.astype(int), mu) / weights
-    elif family == "poisson":
-        y = rng.poisson(mu).astype(float)
-    else:
-        y = rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float)
+    y, weights = _draw(rng, family, fam.link.inverse(eta))
     term = GroupTerm("g", g, np.arange(12), np.ones((g.size, 1)), ["(Intercept)"])
     terms = TermSet([term], g.size)
     theta, beta = np.array([0.9]), np.array([-0.2, 0.3])
@@ -128,15 +132,8 @@ def test_fast_laplace_gradient_equals_finite_differences(family):
     rng, g, t, x, re = _grouped(seed=11, n_groups=30, per=8)
     fam = get_family(family)
     eta = (2.5 if family == "negbin" else -0.3) + 0.4 * t + 0.8 * re
-    mu = fam.link.inverse(eta)
-    weights = np.ones(g.size)
-    if family == "binomial":
-        weights = rng.integers(1, 8, g.size).astype(float)
-        y = rng.binomial(weights.astype(int), mu) / weights
-    elif family == "poisson":
-        y = rng.poisson(mu).astype(float)
-    else:
-        y = rng.negative_binomial(2.5, 2.5 / (2.5 + mu)).astype(float)
+    y, weights = _draw(rng, family, fam.link.inverse(eta))
+    if family == "negbin":
         assert y.max() > 40
     term = GroupTerm("g", g, np.arange(30), (1.0 + 0.3 * t)[:, None], ["(Intercept)"])
     code = FAST_CODES[(fam.name, fam.link.name)]
