@@ -11,6 +11,8 @@ its time per variant is reported, since a full gemma run at this size takes hour
     python scripts/bench_scan.py --n-variants 1000000 --grm-variants 100000 --exact-every 10 \
         --workdir bench_out/scan1m                # M=1,000,000: GRM on 100,000, exact on every 10th
     python scripts/bench_scan.py --n-samples 2000 --n-variants 20000 --gemma-variants 2000
+    python scripts/bench_scan.py --n-samples 2000 --n-variants 200000 --gemma-variants 4000 \
+        --marginal --workdir bench_out/scan2k_200k   # per-variant costs with fixed costs cancelled
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ def main() -> None:
                     help="the exact scan tests every K-th variant (its rate is per variant tested)")
     ap.add_argument("--workdir", default="bench_out/scan")
     ap.add_argument("--cohort-dir", default="bench_out/io")
+    ap.add_argument("--marginal", action="store_true",
+                    help="also time the exact scan on a tenth of its variants and gemma on a quarter of its "
+                         "own, and report each tool's cost per additional variant (fixed costs cancelled)")
     ap.add_argument("--resume", action="store_true",
                     help="keep the stages a killed run of the same command recorded (WORKDIR/stages.json)")
     args = ap.parse_args()
@@ -78,6 +83,13 @@ def main() -> None:
         stage(f"scan_{mode}", [gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", mode,
                                "--threads", t, "--out", work / f"ours_{mode}", *(subset if mode == "exact" else [])])
     r["scan_exact"]["variants"] = -(-args.n_variants // args.exact_every)
+    if args.marginal:  # the exact scan again on a tenth of those variants: its fixed costs cancel
+        ids = [line.split()[1] for line in open(f"{prefix}.bim")][::args.exact_every * 10]
+        (work / "exact_tenth.ids").write_text("\n".join(ids) + "\n")
+        stage("scan_exact_tenth", [gg, "scan", "--bfile", prefix, "--null", work / "qt.null.h5", "--mode", "exact",
+                                   "--threads", t, "--out", work / "ours_exact_tenth", "--extract",
+                                   work / "exact_tenth.ids"])
+        r["scan_exact_tenth"]["variants"] = len(ids)
     if shutil.which("plink2"):
         stage("plink2_glm", ["plink2", "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--pheno-name", "qt",
                              "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--glm", "hide-covar",
@@ -108,15 +120,18 @@ def main() -> None:
             subprocess.run(["gemma", "-bfile", gprefix, "-gk", "1", "-o", "gemma", "-outdir", gemma_kin.parent],
                            check=True, capture_output=True)
         ids = [line.split()[1] for line in open(f"{prefix}.bim")]
-        step = max(1, len(ids) // args.gemma_variants)
-        (work / "gemma.snps").write_text("\n".join(ids[::step][: args.gemma_variants]) + "\n")
-        stage("gemma_lmm", ["gemma", "-bfile", gprefix, "-k", gemma_kin, "-lmm", "4", "-snps",
-                            work / "gemma.snps", "-o", "gemma", "-outdir", work / "gemma_out"],
-              env={**os.environ, "OPENBLAS_NUM_THREADS": t})
-        r["gemma_lmm"]["variants"] = args.gemma_variants
-        log = (work / "gemma_out" / "gemma.log.txt").read_text()
-        times = dict(re.findall(r"## (time elapsed on [^=]+?)\s*=\s*([0-9.]+)", log))
-        r["gemma_lmm"]["log_times_min"] = times
+        runs = [("gemma_lmm", args.gemma_variants)]
+        if args.marginal:  # a quarter as many: gemma's own fixed costs (reading, its eigendecomposition) cancel
+            runs.append(("gemma_lmm_quarter", max(1, args.gemma_variants // 4)))
+        for name, count in runs:
+            step = max(1, len(ids) // count)
+            (work / f"{name}.snps").write_text("\n".join(ids[::step][:count]) + "\n")
+            stage(name, ["gemma", "-bfile", gprefix, "-k", gemma_kin, "-lmm", "4", "-snps",
+                         work / f"{name}.snps", "-o", name, "-outdir", work / "gemma_out"],
+                  env={**os.environ, "OPENBLAS_NUM_THREADS": t})
+            r[name]["variants"] = count
+            log = (work / "gemma_out" / f"{name}.log.txt").read_text()
+            r[name]["log_times_min"] = dict(re.findall(r"## (time elapsed on [^=]+?)\s*=\s*([0-9.]+)", log))
     m = args.n_variants
     print(f"\nN = {args.n_samples}, M = {m}, 2 threads, LOCO {'on' if args.loco else 'off'}\n")
     print(f"{'stage':<14}{'seconds':>10}{'variants/s':>12}{'peak RSS MiB':>14}")
@@ -132,6 +147,16 @@ def main() -> None:
         ratios["gemma_seconds_per_variant"] = per_variant
         ratios["gemma_per_variant_over_exact_per_variant"] = per_variant / (r["scan_exact"]["seconds"] /
                                                                             r["scan_exact"]["variants"])
+    if "scan_exact_tenth" in r and "gemma_lmm_quarter" in r:
+        # steady-state cost of one more variant (the slope between two run sizes): what a scan of
+        # millions of variants pays, with each tool's start-up and one-off factorisations cancelled
+        def slope(big, small):
+            return (r[big]["seconds"] - r[small]["seconds"]) / (r[big]["variants"] - r[small]["variants"])
+
+        ratios["gemma_marginal_seconds_per_variant"] = slope("gemma_lmm", "gemma_lmm_quarter")
+        ratios["exact_marginal_seconds_per_variant"] = slope("scan_exact", "scan_exact_tenth")
+        ratios["gemma_marginal_over_exact_marginal"] = (ratios["gemma_marginal_seconds_per_variant"]
+                                                        / ratios["exact_marginal_seconds_per_variant"])
     # fast against exact on the variants both tested (the issue's |delta log10 p| < 0.05 for 99%)
     import numpy as np
     import pandas as pd

@@ -233,12 +233,33 @@ def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: fl
             total = raw.sum(axis=0)
             mac = np.minimum(total, 2 * raw.shape[0] - total)
             gt = adjusted_genotypes(null, raw)
-            log10p[use_spa] = [spa_log10p(gt[:, k], null.mu, z_k, null.x if mac[k] >= SPA_CONDITIONAL_MIN_MAC else None)
-                               for k, z_k in enumerate(z[use_spa])]
+            ctx = SpaContext.of(null.mu, null.x) if np.any(mac >= SPA_CONDITIONAL_MIN_MAC) else None
+            log10p[use_spa] = [spa_log10p(gt[:, k], null.mu, z_k, null.x if mac[k] >= SPA_CONDITIONAL_MIN_MAC else None,
+                                          ctx) for k, z_k in enumerate(z[use_spa])]
     return ScoreResult(score, var, log10p, use_spa)
 
 
-def spa_log10p(g: np.ndarray, mu: np.ndarray, z: float, x: np.ndarray | None = None) -> float:
+@dataclass(frozen=True)
+class SpaContext:
+    """What the conditional SPA needs of the null, the same for every variant: computed once per
+    block rather than once per tail (each of these is a pass over the samples)."""
+
+    mu: np.ndarray
+    x: np.ndarray
+    eta0: np.ndarray  # logit mu
+    k_at_0: np.ndarray  # log(1 + exp(eta0)) per sample
+    x_mu: np.ndarray  # X^T mu: the conditioning point
+    denom: float  # log det K''_bb(0, 0) = log det X^T W X
+
+    @classmethod
+    def of(cls, mu: np.ndarray, x: np.ndarray) -> SpaContext:
+        eta0 = special.logit(mu)
+        w0 = mu * (1 - mu)
+        return cls(mu, x, eta0, np.logaddexp(0.0, eta0), x.T @ mu, float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]))
+
+
+def spa_log10p(g: np.ndarray, mu: np.ndarray, z: float, x: np.ndarray | None = None,
+               context: SpaContext | None = None) -> float:
     """Two-sided saddlepoint p-value (-log10) for S = g^T (y - mu), y_i ~ Bernoulli(mu_i), at the
     observed standardized score ``z`` (rescaled to S's own variance, as SAIGE does).
 
@@ -247,77 +268,78 @@ def spa_log10p(g: np.ndarray, mu: np.ndarray, z: float, x: np.ndarray | None = N
     a scan holds the phenotype fixed and varies the genotypes, so the number of cases (and the
     other sufficient statistics) do not vary across its tests.  The marginal approximation lets
     them vary, which widens the tails: with 50 cases in 5,000 it put 0.6x-0.8x of the nominal
-    type-I error below 1e-3 even for unrelated samples (scripts/calibration.py; docs/gwas.md)."""
+    type-I error below 1e-3 even for unrelated samples (scripts/calibration.py; docs/gwas.md).
+    ``context``: :meth:`SpaContext.of` (mu, x), when many variants share them."""
     var0 = float(np.sum(g * g * mu * (1 - mu)))
     if var0 <= 0:
         return 0.0
     q = abs(z) * np.sqrt(var0)
     if x is not None:
-        logs = [_double_spa_log_tail(g, mu, x, q), _double_spa_log_tail(-g, mu, x, q)]
+        ctx = context if context is not None else SpaContext.of(mu, x)
+        logs = [_double_spa_log_tail(g, ctx, q, var0), _double_spa_log_tail(-g, ctx, q, var0)]
     else:
-        logs = [_spa_log_tail(g, mu, q), _spa_log_tail(-g, mu, q)]
+        logs = [_spa_log_tail(g, mu, q, var0), _spa_log_tail(-g, mu, q, var0)]
     top = max(logs)
     return float(-(top + np.log(np.exp(logs[0] - top) + np.exp(logs[1] - top))) / LN10)
 
 
-def _double_spa_log_tail(g, mu, x, q):
+def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
     """log P(S >= q | X^T y) by Skovgaard's double saddlepoint approximation (Butler 2007, sec. 4.2).
 
     K(a, b) = sum log(1 - mu_i + mu_i exp(a g_i + b^T x_i)) is the joint cumulant generating function
     of (g^T y, X^T y); the conditioning point is X^T y = X^T mu, where the saddlepoint of the
-    denominator is b = 0 and K = 0.  The joint saddlepoint (a, b) solves grad K = (g^T mu + q, X^T mu)
-    by damped Newton steps (K is convex); then w = sgn(a) sqrt(2 (a s + b^T t - K)) and
-    u = a sqrt(det K''(a, b) / det K''_bb(0, 0)).  Where the
-    point is outside the conditional support or Newton does not converge, the marginal tail.  The
-    tail is taken in Barndorff-Nielsen's form 1 - Phi(w + log(u/w)/w), as the marginal one, so it
-    stays positive and exact on the log scale far out."""
-    z_mat = np.column_stack([g, x])
-    eta0 = special.logit(mu)
-    target = np.concatenate([[g @ mu + q], x.T @ mu])
-    w0 = mu * (1 - mu)
-    denom = np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]
+    denominator is b = 0 and K = 0.  The joint saddlepoint (a, b) solves F = grad K - (g^T mu + q,
+    X^T mu) = 0 by Newton steps from (0, 0) (where the probabilities are mu: no pass), backtracking
+    on |F|^2 where a full step does not reduce it (the Newton direction descends |F|^2); each step
+    needs the probabilities only, and K itself is evaluated once, at the end.  A step below 1e-8
+    ends it (the next error is that squared; w is stationary at the saddlepoint).  Then
+    w = sgn(a) sqrt(2 (a s + b^T t - K)) and u = a sqrt(det K''(a, b) / det K''_bb(0, 0)).  Where
+    the point is outside the conditional support or Newton does not converge, the marginal tail.
+    The tail is taken in Barndorff-Nielsen's form 1 - Phi(w + log(u/w)/w), as the marginal one,
+    so it stays positive and exact on the log scale far out."""
+    mu = ctx.mu
+    z_mat = np.column_stack([g, ctx.x])
+    target = np.concatenate([[g @ mu + q], ctx.x_mu])
 
-    k_at_0 = np.logaddexp(0.0, eta0)  # per sample, so K is a sum of differences (no cancellation)
-
-    def cgf(theta):
-        a = eta0 + z_mat @ theta
-        return float(np.sum(np.logaddexp(0.0, a) - k_at_0)), special.expit(a)
+    def equations(p):
+        return z_mat.T @ p - target
 
     theta = np.zeros(z_mat.shape[1])
-    k, p = cgf(theta)
+    p = mu
+    f = equations(p)
     for _ in range(100):
-        grad = z_mat.T @ p - target
         hess = z_mat.T @ ((p * (1 - p))[:, None] * z_mat)
         try:
-            step = np.linalg.solve(hess, grad)
+            step = np.linalg.solve(hess, f)
         except np.linalg.LinAlgError:
-            return _spa_log_tail(g, mu, q)
-        obj = k - theta @ target  # the convex function Newton minimises
+            return _spa_log_tail(g, mu, q, var0)
+        merit = f @ f
         t = 1.0
         while t > 1e-8:
             new = theta - t * step
-            k_new, p_new = cgf(new)
-            if k_new - new @ target <= obj + 1e-4 * t * (grad @ -step):
+            p_new = special.expit(ctx.eta0 + z_mat @ new)
+            f_new = equations(p_new)
+            if f_new @ f_new <= (1.0 - 1e-4 * t) * merit:
                 break
             t /= 2
         else:
-            return _spa_log_tail(g, mu, q)
-        theta, k, p = new, k_new, p_new
-        if np.max(np.abs(t * step)) < 1e-10:
+            break  # no progress: converged to rounding, or no solution (checked below)
+        theta, p, f = new, p_new, f_new
+        if np.max(np.abs(t * step)) <= 1e-8 * max(1.0, np.max(np.abs(theta))):
             break
     else:
-        return _spa_log_tail(g, mu, q)
-    grad = z_mat.T @ p - target
-    if np.max(np.abs(grad)) > 1e-6 * max(1.0, np.abs(target).max()):
-        return _spa_log_tail(g, mu, q)  # beyond the conditional support: the minimiser runs away
+        return _spa_log_tail(g, mu, q, var0)
+    if np.max(np.abs(f)) > 1e-6 * max(1.0, np.abs(target).max()):
+        return _spa_log_tail(g, mu, q, var0)  # beyond the conditional support: the root runs away
     a = theta[0]
+    k = float(np.sum(np.logaddexp(0.0, ctx.eta0 + z_mat @ theta) - ctx.k_at_0))
     hess = z_mat.T @ ((p * (1 - p))[:, None] * z_mat)
     sign, logdet = np.linalg.slogdet(hess)
     w2 = 2.0 * (theta @ target - k)
     if a <= 0 or w2 <= 0 or sign <= 0:
-        return _spa_log_tail(g, mu, q)
+        return _spa_log_tail(g, mu, q, var0)
     w = np.sqrt(w2)
-    u = a * np.exp(0.5 * (logdet - denom))
+    u = a * np.exp(0.5 * (logdet - ctx.denom))
     return float(stats.norm.logsf(w + np.log(u / w) / w))  # Barndorff-Nielsen's form: exact on the log scale
 
 
@@ -332,19 +354,19 @@ def _cgf(t, g, mu, logit_mu=None, with_k0=True):
     return k0, k1, k2
 
 
-def _spa_log_tail(g, mu, q):
+def _spa_log_tail(g, mu, q, var0=None):
     """log P(S >= q) by Lugannani-Rice (Barndorff-Nielsen form).  The saddlepoint K'(t) = q by
-    Newton steps kept inside a bracket (K' increases; bisection where a step leaves it): about
-    six evaluations of K' and K'' instead of Brent's twenty to forty."""
+    Newton steps from the normal approximation's t = q / K''(0) (``var0``, if the caller has it),
+    kept inside a bracket (K' increases; doubling or bisection where a step leaves it).  A Newton
+    step below 1e-9 relative ends it: the next error is that squared, and w is stationary at the
+    saddlepoint.  About four evaluations of K' and K''; Brent's method needed twenty to forty."""
     top = float(np.sum(np.maximum(g * (1 - mu), -g * mu)))  # the largest value S can take
     if q >= top * (1 - 1e-12):
         return -745.0  # beyond the support
     lmu = special.logit(mu)
-    lo, hi = 0.0, 1.0
-    while _cgf(hi, g, mu, lmu, with_k0=False)[1] < q:
-        lo, hi = hi, 2 * hi
-    _, _, k2_0 = _cgf(0.0, g, mu, lmu, with_k0=False)
-    t = min(max(q / k2_0, lo), hi) if k2_0 > 0 else 0.5 * (lo + hi)
+    k2_0 = float(np.sum(g * g * mu * (1 - mu))) if var0 is None else var0
+    lo, hi = 0.0, np.inf
+    t = q / k2_0 if k2_0 > 0 else 1.0
     for _ in range(200):
         _, k1, k2 = _cgf(t, g, mu, lmu, with_k0=False)
         f = k1 - q
@@ -352,12 +374,13 @@ def _spa_log_tail(g, mu, q):
             hi = t
         else:
             lo = t
-        step = f / k2 if k2 > 0 else np.inf
-        new = t - step
-        if not lo < new < hi:
-            new = 0.5 * (lo + hi)
-        if abs(new - t) <= 1e-12 * max(1.0, abs(t)) or hi - lo <= 1e-12 * max(1.0, abs(t)):
+        new = t - f / k2 if k2 > 0 else np.nan
+        if abs(new - t) <= 1e-9 * max(1.0, abs(t)):  # converged (also where f is 0 to rounding)
             t = new
+            break
+        if not lo < new < hi:  # outside the bracket (or no curvature): double, or bisect
+            new = 0.5 * (lo + hi) if np.isfinite(hi) else 2.0 * max(t, 1e-3)
+        if hi - lo <= 1e-12 * max(1.0, abs(t)):
             break
         t = new
     k0, _, k2 = _cgf(t, g, mu, lmu)
