@@ -59,3 +59,33 @@ def check_index(name: str, index, size: int) -> np.ndarray:
     if index.size and (index.min() < 0 or index.max() >= size):
         raise InputError(f"{name}: positions must lie in [0, {size}), got {index.min()}..{index.max()}")
     return index
+
+
+def check_separation(x: np.ndarray, y: np.ndarray, names: Sequence[str], what: str = "the response") -> None:
+    """Raise if the columns of ``x`` separate a binomial response ``y`` (proportions: 0 and 1 are
+    all-failure and all-success rows): some direction b != 0 with x_i^T b >= 0 wherever y_i = 1,
+    <= 0 wherever y_i = 0 and = 0 elsewhere, and > 0 somewhere, makes the likelihood grow without
+    bound along b, so the fixed effects have no finite maximum-likelihood estimate (complete or
+    quasi-complete separation).  Konis's linear programme (2007): maximise sum_i s_i x_i^T b
+    under those constraints with |b_j| <= 1, columns scaled to unit maximum; a positive optimum
+    is a separating direction, and the message names its columns."""
+    from scipy.optimize import linprog
+
+    scale = np.maximum(np.abs(x).max(axis=0), 1e-300)
+    xs = x / scale
+    one, zero = y >= 1 - 1e-12, y <= 1e-12
+    edge = one | zero
+    signed = np.where(one, 1.0, -1.0)[edge, None] * xs[edge]
+    middle = xs[~edge]
+    res = linprog(-signed.sum(axis=0), A_ub=-signed, b_ub=np.zeros(len(signed)),
+                  A_eq=middle if len(middle) else None, b_eq=np.zeros(len(middle)) if len(middle) else None,
+                  bounds=[(-1.0, 1.0)] * x.shape[1], method="highs")
+    if res.status != 0 or -res.fun <= 1e-7 * max(len(y), 1):
+        return
+    direction = np.abs(res.x) > 1e-6
+    columns = ", ".join(str(n) for n, d in zip(names, direction) if d)
+    raise InputError(
+        f"{what} is perfectly predicted by the fixed effects {columns} (separation: a combination of them is "
+        ">= 0 for every case and <= 0 for every control), so their maximum-likelihood estimates are infinite; "
+        "drop or merge those covariates (e.g. a category with only cases or only controls) or the rows they predict"
+    )

@@ -287,6 +287,29 @@ def test_bad_input():
         fit_glmm(y, np.column_stack([x, x[:, 1]]), [term])
 
 
+def test_separation_is_one_clear_error():
+    """Complete separation (t > 0 exactly the cases) and quasi-complete separation (a category
+    with controls only) have no finite ML estimate: one line naming the columns, from the Laplace
+    fit and from PQL alike; a strong but finite effect (fitted probabilities near 0 and 1, which
+    is what makes the check run) fits."""
+    from gwas_glmm.mixed.pql import fit_pql
+
+    rng, g, t, x, _ = _grouped(seed=3, n_groups=20, per=10)
+    term = GroupTerm("g", g, np.arange(20), np.ones((g.size, 1)), ["(Intercept)"])
+    names = ["(Intercept)", "t"]
+    with pytest.raises(InputError, match=r"perfectly predicted by the fixed effects .*t \(separation"):
+        fit_glmm((t > 0) * 1.0, x, [term], family="binomial", coef_names=names)
+    category = (rng.random(g.size) < 0.2) * 1.0
+    y = np.where(category > 0, 0.0, (rng.random(g.size) < 0.5) * 1.0)
+    xc = np.column_stack([x, category])
+    with pytest.raises(InputError, match=r"fixed effects .*category"):
+        fit_glmm(y, xc, [term], family="binomial", coef_names=[*names, "category"])
+    with pytest.raises(InputError, match=r"fixed effects .*category"):
+        fit_pql(y, xc, [("k", _kinship(g.size))], coef_names=[*names, "category"])
+    strong = (rng.random(g.size) < 1 / (1 + np.exp(-12 * t))) * 1.0
+    assert np.isfinite(fit_glmm(strong, x, [term], family="binomial", coef_names=names).beta).all()
+
+
 def test_olre_and_boundary_warning():
     rng = np.random.default_rng(1)
     g = np.repeat(np.arange(10), 5)

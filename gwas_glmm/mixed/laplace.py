@@ -79,8 +79,10 @@ def pirls(terms, theta, a, eta_fixed, y, weights, family: Family, u0, *, x=None,
     return old + factor.logdet, u, beta, mu, factor, converged
 
 
-def glm_start(x, y, weights, offset, family: Family, max_iter: int = 50):
-    """Fixed-effects-only IRLS: starting values for beta."""
+def glm_start(x, y, weights, offset, family: Family, max_iter: int = 50, names=None, what: str = "the response"):
+    """Fixed-effects-only IRLS: starting values for beta.  For a binomial response whose fitted
+    probabilities reach 0 or 1 (what separation does to IRLS), the separation check runs (a
+    linear programme) and raises, naming the separating columns of ``names``."""
     mu = family.start_mu(y, weights)
     eta = family.link.link(mu)
     beta = np.zeros(x.shape[1])
@@ -95,6 +97,10 @@ def glm_start(x, y, weights, offset, family: Family, max_iter: int = 50):
             beta = new
             break
         beta = new
+    if family.name == "binomial" and np.min(np.minimum(mu, 1 - mu)) < 1e-7:
+        from .._validation import check_separation
+
+        check_separation(x, y, names if names is not None else [f"x{j}" for j in range(x.shape[1])], what)
     return beta
 
 

@@ -162,7 +162,7 @@ BAD_DEVIANCE = 1e100
 def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_agq: int = 1) -> GlmmResult:
     n, p = x.shape
     nt = terms.n_theta
-    beta0 = glm_start(x, y, weights, offset, fam)
+    beta0 = glm_start(x, y, weights, offset, fam, names=names)
     if fam.has_theta:
         mu0 = fam.link.inverse(x @ beta0 + offset)
         moment = np.sum((y - mu0) ** 2 - mu0) / max(np.sum(mu0**2), 1e-12)

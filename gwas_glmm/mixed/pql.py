@@ -105,7 +105,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
             fam.theta = _nb_theta(fam, y, mu0, weights)
             if abs(np.log(fam.theta / old)) < 1e-8:
                 break
-    beta = glm_start(x, y, weights, offset, fam)
+    beta = glm_start(x, y, weights, offset, fam, names=coef_names)
     eta = x @ beta + offset
     mu = fam.clip_mu(fam.link.inverse(eta))
     resid_var = float(np.var(y - mu)) if gaussian else 1.0
