@@ -139,11 +139,9 @@ n <- nrow(d)
 t0 <- proc.time()[["elapsed"]]
 K <- 0.5 * tcrossprod(b) / ncol(b) + diag(0.5, n)
 L <- t(chol(K))
-colnames(L) <- paste0("l", seq_len(n))
-dd <- cbind(d, as.data.frame(L)); dd$dummy <- factor(1)
+d$L <- L; d$dummy <- factor(1)  # L as one matrix column (a formula naming n columns overflows R's stack)
 # u = L v, v ~ N(0, sigma^2 I): a diag() term over L's columns on one group, its n variances mapped to one
-f <- as.formula(paste("y ~ x + diag(0 +", paste(colnames(L), collapse = " + "), "| dummy)"))
-fit <- glmmTMB(f, data = dd, family = binomial, map = list(theta = factor(rep(1, n))),
+fit <- glmmTMB(y ~ x + diag(0 + L | dummy), data = d, family = binomial, map = list(theta = factor(rep(1, n))),
                start = list(theta = rep(0, n)))
 secs <- proc.time()[["elapsed"]] - t0
 fe <- summary(fit)$coefficients$cond; sd <- sqrt(VarCorr(fit)$cond$dummy[1, 1])
