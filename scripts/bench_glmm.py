@@ -183,8 +183,12 @@ def _known_files(work: Path, n: int) -> tuple[Path, Path]:
     return dpath, bpath
 
 
-def run(cmd: list[str]) -> dict:
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+def run(cmd: list[str], timeout: float | None = None) -> dict:
+    """The JSON record a fit printed; {"did_not_finish_seconds": T} when it ran past ``timeout``."""
+    try:
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"did_not_finish_seconds": timeout}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -196,6 +200,8 @@ def main() -> None:
     ap.add_argument("--workdir", default="bench_out/glmm")
     ap.add_argument("--known-tmb-n", type=int, default=400,
                     help="samples of a second known-covariance fit that glmmTMB can also run (0: skip)")
+    ap.add_argument("--known-peer-timeout", type=float, default=0,
+                    help="stop the lme4 known-covariance fit after this many seconds and report that (0: wait)")
     ap.add_argument("--reuse-known-peer", action="store_true",
                     help="read the lme4 known-covariance result of an earlier run (WORKDIR/lme4_known_N.json)")
     args = ap.parse_args()
@@ -223,7 +229,8 @@ def main() -> None:
         elif rscript:
             known_r = work / "fit_known.R"
             known_r.write_text(R_KNOWN)
-            results["lme4_known_binomial"] = run([rscript, str(known_r), str(dpath), str(bpath)])
+            results["lme4_known_binomial"] = run([rscript, str(known_r), str(dpath), str(bpath)],
+                                                 timeout=args.known_peer_timeout or None)
             write_json(stored, results["lme4_known_binomial"])
     if args.known_tmb_n and rscript:
         dpath, bpath = _known_files(work, args.known_tmb_n)
@@ -234,6 +241,9 @@ def main() -> None:
     print(f"\nn = {args.n}, groups = {args.groups}; known covariance N = {args.known_n}\n")
     print(f"{'fit':<18}{'seconds':>9}{'peak RSS MiB':>14}{'beta_x':>11}{'sd(g)':>9}{'logLik':>14}")
     for key, r in results.items():
+        if "did_not_finish_seconds" in r:
+            print(f"{key:<18} did not finish in {r['did_not_finish_seconds']:.0f} s")
+            continue
         print(f"{key:<18}{r['seconds']:>9.2f}{r['peak_rss_mb']:>14.0f}{r['beta'][1]:>11.5f}{r['sd']:>9.5f}{r['loglik']:>14.3f}")
     ratios = {}
     for family in ("poisson", "negbin"):
@@ -248,7 +258,10 @@ def main() -> None:
         ratios["lme4_over_ours_poisson"] = results["lme4_poisson"]["seconds"] / results["ours_poisson"]["seconds"]
     for peer, ours_key, label in (("lme4_known_binomial", "ours_known_binomial", "known"),
                                   ("glmmTMB_known_small", "ours_known_small", "known_small")):
-        if peer in results:
+        if peer in results and "did_not_finish_seconds" in results[peer]:
+            ratios[f"{peer.split('_')[0]}_over_ours_{label}_at_least"] = (results[peer]["did_not_finish_seconds"]
+                                                                       / results[ours_key]["seconds"])
+        elif peer in results:
             ours, other = results[ours_key], results[peer]
             ratios[f"{peer.split('_')[0]}_over_ours_{label}"] = other["seconds"] / ours["seconds"]
             ratios[f"max_rel_beta_diff_{label}"] = float(np.max(np.abs(np.subtract(ours["beta"], other["beta"])
