@@ -143,36 +143,28 @@ def read_bim(path: str | os.PathLike) -> VariantTable:
     """Read a .bim file; variant IDs must be unique (IDs written as '.' are exempt)."""
     path = check_file(path, ".bim file")
     table = _read_bim_typed(path)
-    if table is not None:
-        ids = table[1].to_numpy(dtype=object)
-        if not pd.Series(ids[ids != "."]).duplicated().any():
-            return VariantTable(
-                chrom=table[0].to_numpy(dtype=object), id=ids, cm=table[2].to_numpy(dtype=np.float64),
-                pos=table[3].to_numpy(dtype=np.int64), allele1=table[4].to_numpy(dtype=object),
-                allele0=table[5].to_numpy(dtype=object),
-            )
-    table = _read_columns(path, 6, ".bim")
-    pos = pd.to_numeric(table[3], errors="coerce")
-    cm = pd.to_numeric(table[2], errors="coerce")
-    for name, values, column in (("base-pair position", pos, 3), ("centimorgan position", cm, 2)):
-        bad = values.isna().to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise InputError(
-                f"{path}: row {row + 1} has {name} {table[column][row]!r}, which is not a number"
-            )
+    if table is None:  # something unusual: the checked text path, which names the bad row
+        table = _read_columns(path, 6, ".bim")
+        for name, column in (("base-pair position", 3), ("centimorgan position", 2)):
+            values = pd.to_numeric(table[column], errors="coerce")
+            bad = values.isna().to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise InputError(
+                    f"{path}: row {row + 1} has {name} {table[column][row]!r}, which is not a number"
+                )
+            table[column] = values
     ids = table[1].to_numpy(dtype=object)
     named = np.flatnonzero(ids != ".")
-    dup = first_duplicate(ids[named])
-    if dup is not None:
-        a, b = named[dup[0]], named[dup[1]]
+    if pd.Series(ids[named]).duplicated().any():  # hashed in C; the pair is looked up only if there is one
+        a, b = (named[k] for k in first_duplicate(ids[named]))
         raise InputError(
             f"{path}: variant ID {ids[b]!r} appears on rows {a + 1} and {b + 1}; variant IDs must be "
             "unique (rename, e.g. plink2 --set-all-var-ids @:#:\\$r:\\$a, or drop with --rm-dup)"
         )
     return VariantTable(
-        chrom=table[0].to_numpy(dtype=object), id=ids, cm=cm.to_numpy(dtype=np.float64),
-        pos=pos.to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
+        chrom=table[0].to_numpy(dtype=object), id=ids, cm=table[2].to_numpy(dtype=np.float64),
+        pos=table[3].to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
         allele0=table[5].to_numpy(dtype=object),
     )
 
