@@ -233,7 +233,7 @@ def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: fl
             total = raw.sum(axis=0)
             mac = np.minimum(total, 2 * raw.shape[0] - total)
             gt = adjusted_genotypes(null, raw)
-            ctx = SpaContext.of(null.mu, null.x) if np.any(mac >= SPA_CONDITIONAL_MIN_MAC) else None
+            ctx = _spa_context(null) if np.any(mac >= SPA_CONDITIONAL_MIN_MAC) else None
             log10p[use_spa] = [spa_log10p(gt[:, k], null.mu, z_k, null.x if mac[k] >= SPA_CONDITIONAL_MIN_MAC else None,
                                           ctx) for k, z_k in enumerate(z[use_spa])]
     return ScoreResult(score, var, log10p, use_spa)
@@ -242,7 +242,7 @@ def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: fl
 @dataclass(frozen=True)
 class SpaContext:
     """What the conditional SPA needs of the null, the same for every variant: computed once per
-    block rather than once per tail (each of these is a pass over the samples)."""
+    null model rather than once per tail (each of these is a pass over the samples)."""
 
     mu: np.ndarray
     x: np.ndarray
@@ -256,6 +256,14 @@ class SpaContext:
         eta0 = special.logit(mu)
         w0 = mu * (1 - mu)
         return cls(mu, x, eta0, np.logaddexp(0.0, eta0), x.T @ mu, float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]))
+
+
+def _spa_context(null: NullModel) -> SpaContext:
+    """The null's SpaContext, built once (not once per block) and published in one assignment."""
+    ctx = null.__dict__.get("_spa_context")
+    if ctx is None:
+        ctx = null.__dict__["_spa_context"] = SpaContext.of(null.mu, null.x)
+    return ctx
 
 
 def spa_log10p(g: np.ndarray, mu: np.ndarray, z: float, x: np.ndarray | None = None,
