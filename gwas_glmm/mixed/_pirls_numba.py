@@ -30,16 +30,10 @@ def _loglik_kernel(code, y, eta, w, theta):
 
 @jit
 def _score_and_weight(code, y, eta, w, theta):
-    """(d loglik / d eta, -d^2 loglik / d eta^2) of one observation."""
-    if code == 0:
-        mu = math.exp(eta)
-        return w * (y - mu), w * mu
-    if code == 1:
-        mu = 1.0 / (1.0 + math.exp(-eta))
-        return w * (y - mu), w * mu * (1.0 - mu)
-    mu = math.exp(eta)
-    den = theta + mu
-    return w * (y - (y + theta) * mu / den), w * (y + theta) * theta * mu / (den * den)
+    """(d loglik / d eta, -d^2 loglik / d eta^2) of one observation: the first two of
+    :func:`_derivatives` (the compiler drops the rest)."""
+    d = _derivatives(code, y, eta, w, theta, 0.0, False)
+    return d[0], d[1]
 
 
 @jit(parallel=True)
