@@ -126,6 +126,13 @@ def test_format_p_and_lambda():
     rng = np.random.default_rng(0)
     lam = genomic_control(rng.chisquare(1, 200_000))
     assert abs(lam["median"] - 1) < 0.01 and abs(lam["q0.01"] - 1) < 0.03
+    # rare variants with a discrete statistic (a carrier count's squared z) move the overall median
+    # away from 1; the lambda among MAF >= 1% does not see them, whichever allele is ALLELE1
+    counts = rng.poisson(1.0, 100_000)
+    chisq = np.concatenate([rng.chisquare(1, 100_000), (counts - 1.0) ** 2, [np.nan]])
+    freq = np.concatenate([rng.uniform(0.01, 0.99, 100_000), rng.choice([0.002, 0.998], 100_000), [0.3]])
+    lam = genomic_control(chisq, freq)
+    assert abs(lam["median"] - 1) > 0.3 and abs(lam["common"] - 1) < 0.02 and lam["n_common"] == 100_000
 
 
 def test_cli_pipeline(tmp_path, small_cohort):

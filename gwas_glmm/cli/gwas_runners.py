@@ -178,12 +178,11 @@ def _resources(args: argparse.Namespace):
 
 def run_merge(args: argparse.Namespace) -> None:
     from ..gwas.report import merge_results
+    from ..gwas.scanner import lambda_text
 
     summary = merge_results(args.results, args.out)
-    lam = summary.lambda_gc
-    log.info("%d files, %d variants merged into %s; genomic control lambda %.4f (median), %.4f (q 0.01), "
-             "%.4f (q 0.001)", summary.n_files, summary.n_variants, summary.path, lam["median"], lam["q0.01"],
-             lam["q0.001"])
+    log.info("%d files, %d variants merged into %s; %s", summary.n_files, summary.n_variants, summary.path,
+             lambda_text(summary.lambda_gc))
 
 
 def run_report(args: argparse.Namespace) -> None:

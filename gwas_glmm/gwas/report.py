@@ -14,7 +14,7 @@ import pandas as pd
 from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
-from .scanner import genomic_control
+from .scanner import COMMON_MAF, genomic_control
 
 
 @dataclass
@@ -55,8 +55,9 @@ def merge_results(paths, out) -> MergeSummary:
         key = (_chrom_key(first[0]), int(first[1])) if body else ((2, 0, ""), 0)
         parts.append((path, header, body, key))
     parts.sort(key=lambda p: p[3])
-    chisq, n = [], 0
-    col = parts[0][1].split("\t").index("CHISQ")
+    chisq, freq, n = [], [], 0
+    names = parts[0][1].split("\t")
+    col, fcol = names.index("CHISQ"), names.index("A1FREQ")
     with atomic_path(out) as tmp, open(tmp, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=4) as gz:
         gz.write((parts[0][1] + "\n").encode())
@@ -64,11 +65,12 @@ def merge_results(paths, out) -> MergeSummary:
             if not body:
                 continue
             gz.write(body)
-            table = pd.read_csv(io.BytesIO(body), sep="\t", header=None, usecols=[col], na_values="NA")
+            table = pd.read_csv(io.BytesIO(body), sep="\t", header=None, usecols=[col, fcol], na_values="NA")
             chisq.append(table[col].to_numpy(dtype=float))
+            freq.append(table[fcol].to_numpy(dtype=float))
             n += len(table)
     values = np.concatenate(chisq) if chisq else np.array([])
-    return MergeSummary(Path(out), len(paths), n, genomic_control(values))
+    return MergeSummary(Path(out), len(paths), n, genomic_control(values, np.concatenate(freq) if freq else values))
 
 
 def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:
@@ -79,14 +81,15 @@ def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:
     table = pd.read_csv(results_path, sep="\t", dtype={"CHROM": str})
     name = Path(results_path).name
     plots = [manhattan(table, f"{prefix}.manhattan.png", title=name), qq(table, f"{prefix}.qq.png", title=name)]
-    lam = genomic_control(table["CHISQ"].to_numpy(dtype=float))
+    lam = genomic_control(table["CHISQ"].to_numpy(dtype=float), table["A1FREQ"].to_numpy(dtype=float))
     best = table.sort_values("LOG10P", ascending=False).head(top)
     cols = [c for c in ("CHROM", "GENPOS", "ID", "ALLELE1", "A1FREQ", "BETA", "SE", "P", "TEST") if c in best]
     lines = [f"# {name}", "",
              f"- variants tested: {len(table):,}",
              f"- variants at P < 5e-8: {int((table.LOG10P > -np.log10(5e-8)).sum()):,}",
              f"- genomic-control lambda: {lam['median']:.4f} (median), {lam['q0.01']:.4f} (0.01 quantile), "
-             f"{lam['q0.001']:.4f} (0.001 quantile)",
+             f"{lam['q0.001']:.4f} (0.001 quantile); {lam['common']:.4f} (median, the {lam['n_common']:,} variants "
+             f"with MAF >= {COMMON_MAF:g}: rare variants' discrete tests move the overall median)",
              "", f"![Manhattan plot]({plots[0].name})", "", f"![QQ plot]({plots[1].name})", "",
              f"## Top {len(best)} variants", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

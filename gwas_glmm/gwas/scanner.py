@@ -301,32 +301,57 @@ class Scan:
         paths = {}
         for name, null in self.nulls.items():
             path = Path(f"{self.out}.{name}.tsv.gz")
-            chisq = []
+            chisq, freq = [], []
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
                 fh.write(gzip_member(header(null.family == "binomial")))
                 for k in range(len(self.blocks)):
                     with np.load(self._block_path(k), allow_pickle=False) as npz:
                         fh.write(npz[f"{name}.gz"].tobytes())
                         chisq.append(npz[f"{name}.score"] ** 2 / npz[f"{name}.var"])
+                        # a phenotype on a subset of the samples has its own frequencies
+                        freq.append(npz[f"{name}.a1freq"] if f"{name}.a1freq" in npz.files else npz["a1freq"])
             paths[name] = path
             if self.config.parquet:
                 results_to_parquet(path, Path(f"{self.out}.{name}.parquet"))
             chisq = np.concatenate(chisq) if chisq else np.zeros(0)
-            lam = genomic_control(chisq)
-            log.info("phenotype %s: %d variants tested; genomic control lambda %.4f (median), %.4f (q 0.01), "
-                     "%.4f (q 0.001); written to %s", name, len(chisq), lam["median"], lam["q0.01"],
-                     lam["q0.001"], path)
+            lam = genomic_control(chisq, np.concatenate(freq) if freq else np.zeros(0))
+            log.info("phenotype %s: %d variants tested; %s; written to %s", name, len(chisq), lambda_text(lam), path)
         return paths
 
 
-def genomic_control(chisq: np.ndarray) -> dict[str, float]:
-    """lambda_GC at the median and at the 1% and 0.1% upper quantiles of the 1-df chi-squares."""
+COMMON_MAF = 0.01  # lambda_GC is also reported among variants at or above this minor allele frequency
+
+
+def genomic_control(chisq: np.ndarray, a1freq: np.ndarray | None = None) -> dict[str, float]:
+    """lambda_GC at the median and at the 1% and 0.1% upper quantiles of the 1-df chi-squares;
+    with the ALLELE1 frequencies also ``common`` (the median's lambda among variants with
+    MAF >= 1%) and ``n_common``.  A rare variant's test is discrete (a handful of carriers, and
+    for a binary trait with few cases a handful among them), so its chi-square has no continuous
+    median: with many rare variants the overall median moves away from 1 in either direction
+    while the tails stay calibrated, which is what users of SAIGE report as a deflated lambda."""
     from scipy import stats
 
-    chisq = chisq[np.isfinite(chisq)]
+    ok = np.isfinite(chisq)
+    out = _lambdas(chisq[ok], stats)
+    if a1freq is not None:
+        common = ok & (np.minimum(a1freq, 1 - a1freq) >= COMMON_MAF)
+        out["common"] = _lambdas(chisq[common], stats)["median"]
+        out["n_common"] = int(common.sum())
+    return out
+
+
+def _lambdas(chisq: np.ndarray, stats) -> dict[str, float]:
     if not chisq.size:
         return {"median": float("nan"), "q0.01": float("nan"), "q0.001": float("nan")}
     out = {"median": float(np.median(chisq) / stats.chi2.ppf(0.5, 1))}
     for q in (0.01, 0.001):
         out[f"q{q}"] = float(np.quantile(chisq, 1 - q) / stats.chi2.ppf(1 - q, 1))
     return out
+
+
+def lambda_text(lam: dict[str, float]) -> str:
+    """The lambdas as one log phrase."""
+    text = f"genomic control lambda {lam['median']:.4f} (median), {lam['q0.01']:.4f} (q 0.01), {lam['q0.001']:.4f} (q 0.001)"
+    if "common" in lam:
+        text += f"; {lam['common']:.4f} (median, the {lam['n_common']} variants with MAF >= {COMMON_MAF:g})"
+    return text
