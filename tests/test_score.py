@@ -149,6 +149,31 @@ def test_conditional_spa_against_exact_enumeration():
         assert conditional == pytest.approx(exact, rel=0.1)
 
 
+def test_conditional_spa_is_zero_beyond_the_conditional_support():
+    """A rare variant with 4 cases in 40: 3 carriers (g~ about -1 after centring on the short side)
+    and 37 non-carriers.  Given the number of cases, S on that side is at most what moving every
+    case onto non-carriers gives (enumerated below); a q beyond it has conditional probability 0,
+    while the marginal SPA, which lets the number of cases grow, still gives it mass.  The two-sided
+    p-value is then the main tail alone."""
+    n, cases = 40, 4
+    raw = np.zeros(n)
+    raw[:3] = 1.0
+    g = raw - raw.mean()
+    mu = np.full(n, cases / n)
+    x = np.ones((n, 1))
+    s = np.array([-g[list(c)].sum() for c in itertools.combinations(range(n), cases)])  # the short side, -g
+    from gwas_glmm.gwas.score import SpaContext, _double_spa_log_tail, _spa_log_tail
+
+    ctx = SpaContext.of(mu, x)
+    assert ctx.largest_score(-g) == pytest.approx(s.max(), abs=1e-12)  # g sums to 0: S = the cases' sum
+    sd = np.sqrt(np.sum(g * g * mu * (1 - mu)))
+    q = 1.05 * s.max()
+    assert _double_spa_log_tail(-g, ctx, q, sd * sd) == -745.0
+    assert _spa_log_tail(-g, mu, q, sd * sd) > -745.0  # the marginal tail, which the old fallback added
+    log_main = _double_spa_log_tail(g, ctx, q, sd * sd)
+    assert spa_log10p(g, mu, q / sd, x) == pytest.approx(-log_main / np.log(10), rel=1e-12)
+
+
 def test_conditional_spa_solves_its_saddlepoint_equations():
     """The double SPA against the same formula with the saddlepoint found independently (scipy's
     hybrid root finder on grad K(a, b) = (g^T mu + q, X^T mu)), for common variants with covariates

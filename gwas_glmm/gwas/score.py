@@ -256,12 +256,25 @@ class SpaContext:
     k_at_0: np.ndarray  # log(1 + exp(eta0)) per sample
     x_mu: np.ndarray  # X^T mu: the conditioning point
     denom: float  # log det K''_bb(0, 0) = log det X^T W X
+    cases: float | None  # sum mu, the number of cases X^T y fixes when X has a constant column
 
     @classmethod
     def of(cls, mu: np.ndarray, x: np.ndarray) -> SpaContext:
         eta0 = special.logit(mu)
         w0 = mu * (1 - mu)
-        return cls(mu, x, eta0, np.logaddexp(0.0, eta0), x.T @ mu, float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]))
+        constant = bool(np.any(np.all(x == x[:1], axis=0) & (x[0] != 0))) if len(x) else False
+        return cls(mu, x, eta0, np.logaddexp(0.0, eta0), x.T @ mu, float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]),
+                   float(np.sum(mu)) if constant else None)
+
+    def largest_score(self, g: np.ndarray) -> float:
+        """An upper bound of S = g^T (y - mu) given X^T y: with a constant column the number of
+        cases is fixed at sum mu, so S is at most the sum of that many largest g (the last one
+        fractionally) minus g^T mu; without one, the marginal bound."""
+        if self.cases is None or self.cases >= len(g) - 1:
+            return float(np.sum(np.maximum(g * (1 - self.mu), -g * self.mu)))
+        k = int(self.cases)
+        part = np.partition(g, len(g) - k - 1)
+        return float(part[len(g) - k:].sum() + (self.cases - k) * part[len(g) - k - 1] - g @ self.mu)
 
 
 def _spa_context(null: NullModel) -> SpaContext:
@@ -303,42 +316,59 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
     K(a, b) = sum log(1 - mu_i + mu_i exp(a g_i + b^T x_i)) is the joint cumulant generating function
     of (g^T y, X^T y); the conditioning point is X^T y = X^T mu, where the saddlepoint of the
     denominator is b = 0 and K = 0.  The joint saddlepoint (a, b) solves F = grad K - (g^T mu + q,
-    X^T mu) = 0 by Newton steps from (0, 0) (where the probabilities are mu: no pass), backtracking
-    on |F|^2 where a full step does not reduce it (the Newton direction descends |F|^2); each step
-    needs the probabilities only, and K itself is evaluated once, at the end.  A step below 1e-8
-    ends it (the next error is that squared; w is stationary at the saddlepoint).  Then
-    w = sgn(a) sqrt(2 (a s + b^T t - K)) and u = a sqrt(det K''(a, b) / det K''_bb(0, 0)).  Where
-    the point is outside the conditional support or Newton does not converge, the marginal tail.
+    X^T mu) = 0, i.e. maximises the concave phi = (a, b)^T target - K, by Newton steps from (0, 0)
+    (where the probabilities are mu: no pass).  Far from the root the step length is chosen by
+    Armijo's rule on phi (globally convergent; backtracking on |F|^2 there took 5 to 12 halvings a
+    step for far tails and ran into the iteration limit, about 30 ms a tail); once the Newton
+    decrement is below 1e-6, where phi's rise is below rounding, on |F|^2.  A step below 1e-8 ends
+    it (the next error is that squared; w is stationary at the saddlepoint).  Then
+    w = sgn(a) sqrt(2 phi) and u = a sqrt(det K''(a, b) / det K''_bb(0, 0)).  A point beyond the
+    support (checked first through the fixed number of cases, see :meth:`SpaContext.largest_score`)
+    has probability 0; where Newton finds no root, the marginal tail.
     The tail is taken in Barndorff-Nielsen's form 1 - Phi(w + log(u/w)/w), as the marginal one,
     so it stays positive and exact on the log scale far out."""
     mu = ctx.mu
+    if q >= ctx.largest_score(g) * (1 - 1e-12):
+        # beyond the conditional support (short tails: a rare variant's side that needs more of
+        # the fixed cases among its carriers than they hold): Newton would run off to infinity
+        return -745.0
     z_mat = np.column_stack([g, ctx.x])
     target = np.concatenate([[g @ mu + q], ctx.x_mu])
-
-    def equations(p):
-        return z_mat.T @ p - target
-
     theta = np.zeros(z_mat.shape[1])
-    p = mu
-    f = equations(p)
+    p, f, phi = mu, z_mat.T @ mu - target, 0.0  # at (0, 0): K = 0, and the probabilities are mu
     for _ in range(100):
         hess = z_mat.T @ ((p * (1 - p))[:, None] * z_mat)
         try:
             step = np.linalg.solve(hess, f)
         except np.linalg.LinAlgError:
             return _spa_log_tail(g, mu, q, var0)
-        merit = f @ f
+        decrement = f @ step  # twice the predicted rise of phi = theta'target - K (concave)
         t = 1.0
-        while t > 1e-8:
-            new = theta - t * step
-            p_new = special.expit(ctx.eta0 + z_mat @ new)
-            f_new = equations(p_new)
-            if f_new @ f_new <= (1.0 - 1e-4 * t) * merit:
-                break
-            t /= 2
-        else:
-            break  # no progress: converged to rounding, or no solution (checked below)
-        theta, p, f = new, p_new, f_new
+        if decrement > 1e-6:  # far from the root: Armijo on phi
+            while t > 1e-10:
+                new = theta - t * step
+                lin = ctx.eta0 + z_mat @ new
+                phi_new = new @ target - float(np.sum(np.logaddexp(0.0, lin) - ctx.k_at_0))
+                if phi_new >= phi + 1e-4 * t * decrement:
+                    break
+                t /= 2
+            else:
+                break  # no progress: no solution (checked below)
+            p_new = special.expit(lin)
+        else:  # near it phi's rise is below rounding: backtrack on |F|^2 instead
+            merit = f @ f
+            while t > 1e-8:
+                new = theta - t * step
+                p_new = special.expit(ctx.eta0 + z_mat @ new)
+                f_new = z_mat.T @ p_new - target
+                if f_new @ f_new <= (1.0 - 1e-4 * t) * merit:
+                    break
+                t /= 2
+            else:
+                break  # converged to rounding
+            phi_new = new @ target - float(np.sum(np.logaddexp(0.0, ctx.eta0 + z_mat @ new) - ctx.k_at_0))
+        theta, p, phi = new, p_new, phi_new
+        f = z_mat.T @ p - target
         if np.max(np.abs(t * step)) <= 1e-8 * max(1.0, np.max(np.abs(theta))):
             break
     else:
@@ -346,10 +376,9 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
     if np.max(np.abs(f)) > 1e-6 * max(1.0, np.abs(target).max()):
         return _spa_log_tail(g, mu, q, var0)  # beyond the conditional support: the root runs away
     a = theta[0]
-    k = float(np.sum(np.logaddexp(0.0, ctx.eta0 + z_mat @ theta) - ctx.k_at_0))
     hess = z_mat.T @ ((p * (1 - p))[:, None] * z_mat)
     sign, logdet = np.linalg.slogdet(hess)
-    w2 = 2.0 * (theta @ target - k)
+    w2 = 2.0 * phi
     if a <= 0 or w2 <= 0 or sign <= 0:
         return _spa_log_tail(g, mu, q, var0)
     w = np.sqrt(w2)
