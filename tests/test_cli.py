@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,17 @@ def test_parser_defaults_match_library():
     assert args.prevalence == list(d.prevalences)
     f = get_parser().parse_args(["freq", "--bfile", "b", "--out", "o", "--maf", "0.01", "--chr", "1", "chr2"])
     assert (f.maf, f.mac, f.geno, f.chr) == (0.01, 0.0, 1.0, ["1", "chr2"])
+
+
+def test_package_names_all_resolve_and_the_parser_stays_light():
+    """Every public name of the lazily loaded packages imports (EAGER_IMPORT=1 makes lazy_loader
+    import them at once); the command line's parser does not pull in pandas, scipy or dask."""
+    code = ("import gwas_glmm, gwas_glmm.simulate; "
+            "assert all(getattr(m, n) is not None for m in (gwas_glmm, gwas_glmm.simulate) for n in m.__all__)")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "EAGER_IMPORT": "1"})
+    code = ("import sys, gwas_glmm.cli; heavy = [m for m in ('pandas', 'scipy', 'dask', 'numba', 'h5py') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.parametrize("command", ["simulate", "freq", "demo"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .. import __version__
-from ..simulate import SimulationConfig
+from ..simulate.config import SimulationConfig
 
 
 def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:

@@ -1,6 +1,14 @@
-"""Simulated cohorts with a known truth: pedigree, genotypes, phenotypes (see submodules)."""
+"""Simulated cohorts with a known truth: pedigree, genotypes, phenotypes (see submodules).
+Names load on first use (as the package's), so the parser reads :class:`SimulationConfig`'s
+defaults without importing the simulator."""
 
-from .cohort import SimulatedCohort, SimulationConfig, TraitSummary, simulate_cohort
-from .pedigree import EXPECTED_RELATEDNESS
+import lazy_loader as _lazy
 
-__all__ = ["EXPECTED_RELATEDNESS", "SimulatedCohort", "SimulationConfig", "TraitSummary", "simulate_cohort"]
+__getattr__, __dir__, __all__ = _lazy.attach(
+    __name__,
+    submod_attrs={
+        "cohort": ["SimulatedCohort", "TraitSummary", "simulate_cohort"],
+        "config": ["SimulationConfig"],
+        "pedigree": ["EXPECTED_RELATEDNESS"],
+    },
+)

@@ -18,53 +18,13 @@ import numpy as np
 from .. import __version__
 from .._atomic import atomic_open
 from .._progress import get_logger, progress
-from .._validation import check_fraction, check_positive_int
-from ..exceptions import InputError
+from .config import SimulationConfig
 from .genotypes import sample_missing_factor, simulate_frequencies, simulate_genotypes, simulate_layout
 from .pedigree import EXPECTED_RELATEDNESS, Pedigree, simulate_pedigree
 from .traits import accumulate, draw_trait_models, finish, genetic_value, make_phenotype
 
 CHUNK = 512  # variants generated at a time; fixed so that output does not depend on settings
 log = get_logger("simulate")
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """Parameters of :func:`simulate_cohort` (see the module docs of ``gwas_glmm.simulate``)."""
-
-    n_samples: int = 2000
-    n_variants: int = 20000
-    n_populations: int = 3
-    fst: float = 0.02
-    family_fraction: float = 0.4
-    missing_rate: float = 0.02
-    min_maf: float = 0.005
-    h2: float = 0.4
-    prevalences: tuple[float, ...] = (0.1, 0.01)
-    n_polygenic: int = 1000
-    n_large: int = 5
-    large_fraction: float = 0.05
-    count_genetic_variance: float = 0.25
-    count_base_rate: float = 1.0
-    phenotype_missing: float = 0.01
-    seed: int = 1
-
-    def __post_init__(self):
-        check_positive_int("n_samples", self.n_samples, minimum=10)
-        check_positive_int("n_variants", self.n_variants, minimum=1)
-        check_positive_int("n_populations", self.n_populations)
-        check_positive_int("n_polygenic", self.n_polygenic, minimum=0)
-        check_positive_int("n_large", self.n_large, minimum=0)
-        check_fraction("fst", self.fst, high=0.5)
-        check_fraction("family_fraction", self.family_fraction)
-        check_fraction("missing_rate", self.missing_rate, high=0.5)
-        check_fraction("min_maf", self.min_maf, low=1e-4, high=0.05)
-        check_fraction("h2", self.h2, high=0.99)
-        check_fraction("phenotype_missing", self.phenotype_missing, high=0.5)
-        for k in self.prevalences:
-            check_fraction("prevalence", k, low=1e-4, high=0.5)
-        if self.n_large * self.large_fraction >= 1:
-            raise InputError("n_large * large_fraction must be below 1 (the large effects' share of genetic variance)")
 
 
 @dataclass(frozen=True)
