@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from ..exceptions import InputError
 from .conditional import marginal_variance
@@ -162,7 +162,7 @@ def standardize(fit: GlmmResult, variable: str, treated, control, *, level: floa
     g_lrr = grad[0] / m1 - grad[1] / m0
     se_rd = float(np.sqrt(g_rd @ cov @ g_rd))
     se_lrr = float(np.sqrt(g_lrr @ cov @ g_lrr))
-    q = stats.norm.ppf(0.5 + level / 2)
+    q = special.ndtri(0.5 + level / 2)
     rd, rr = m1 - m0, m1 / m0
     return MarginalEffect(variable, treated, control, float(m1), float(m0), float(rd),
                           (float(rd - q * se_rd), float(rd + q * se_rd)), float(rr),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 
 @dataclass
@@ -58,10 +58,10 @@ class GlmmResult:
 
     @property
     def p_values(self) -> np.ndarray:
-        return 2 * stats.norm.sf(np.abs(self.z))
+        return 2 * special.ndtr(-np.abs(self.z))
 
     def confint(self, level: float = 0.95) -> np.ndarray:
-        q = stats.norm.ppf(0.5 + level / 2)
+        q = special.ndtri(0.5 + level / 2)
         return np.column_stack([self.beta - q * self.se, self.beta + q * self.se])
 
     @property
