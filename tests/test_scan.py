@@ -33,9 +33,9 @@ def setup(small_cohort):
     return fs, nulls, fid, iid
 
 
-def _run(setup, out, client=None, **kw):
+def _run(setup, out, client=None, mode="exact", **kw):
     fs, nulls, fid, iid = setup
-    scan = Scan(fs, nulls, fid, iid, np.arange(fs.n_variants), str(out), ScanConfig(block_size=97, mode="exact", **kw))
+    scan = Scan(fs, nulls, fid, iid, np.arange(fs.n_variants), str(out), ScanConfig(block_size=97, mode=mode, **kw))
     return scan.run(show_progress=False, client=client)
 
 
@@ -57,8 +57,9 @@ def test_scan_equals_direct_score_tests(setup, tmp_path):
     assert (res.MAC >= 1).all()
 
 
-def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch):
-    whole = _run(setup, tmp_path / "whole")["qt"].read_bytes()
+@pytest.mark.parametrize("mode", ["exact", "fast"])  # fast: one graph over every chromosome's blocks
+def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch, mode):
+    whole = _run(setup, tmp_path / "whole", mode=mode)["qt"].read_bytes()
     calls = {"n": 0}
     original = Scan._save_block
 
@@ -70,12 +71,12 @@ def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(Scan, "_save_block", dying)
     with pytest.raises(KeyboardInterrupt):
-        _run(setup, tmp_path / "again")
+        _run(setup, tmp_path / "again", mode=mode)
     assert not (tmp_path / "again.qt.tsv.gz").exists()  # nothing half-written under the final name
     done = sorted((tmp_path / "again.ckpt").glob("block_*.npz"))
     assert 0 < len(done) < 13
     monkeypatch.setattr(Scan, "_save_block", original)
-    resumed = _run(setup, tmp_path / "again")["qt"].read_bytes()
+    resumed = _run(setup, tmp_path / "again", mode=mode)["qt"].read_bytes()
     assert resumed == whole
     assert not (tmp_path / "again.ckpt").exists()
     assert gzip.decompress(whole).startswith(b"CHROM\tGENPOS")

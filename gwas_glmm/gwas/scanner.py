@@ -11,11 +11,13 @@ temporary name, renamed when complete; then the checkpoints are removed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import itertools
 import json
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,15 +187,44 @@ class Scan:
         bar = progress(total=len(self.blocks), initial=len(self.blocks) - len(todo), desc="scan", unit="block",
                        enabled=show_progress)
         with bar:
-            for chrom, group in itertools.groupby(todo, key=lambda k: self.chrom[k]):
-                nulls, ratios = self.nulls_for(chrom)
-                if client is None:
-                    self._run_threads(list(group), bar, nulls, ratios)
-                else:
-                    self._run_distributed(list(group), bar, client, nulls, ratios)
+            if client is None and self._nulls_are_cheap():  # one graph: no wait at chromosome ends
+                self._run_threads(todo, bar, self._chromosome_nulls(todo))
+            else:
+                for chrom, group in itertools.groupby(todo, key=lambda k: self.chrom[k]):
+                    nulls, ratios = self.nulls_for(chrom)
+                    if client is None:
+                        self._run_threads(list(group), bar, _same_for_every_block(nulls, ratios))
+                    else:
+                        self._run_distributed(list(group), bar, client, nulls, ratios)
         paths = self._write_results()
         shutil.rmtree(self.ckpt)
         return paths
+
+    def _nulls_are_cheap(self) -> bool:
+        """Whether every chromosome's null models come without a factorisation or a calibration:
+        the fast mode with LOCO ratios stored by the null step, or without LOCO."""
+        return self.mode == "fast" and (not self.loco or not self.needs_calibration)
+
+    def _chromosome_nulls(self, todo: list[int]):
+        """For one graph over every block: block k -> its chromosome's (null models, ratios), built
+        on a block's first use and dropped after that chromosome's last block (the fast mode's
+        cache of each holds k x n numbers)."""
+        remaining = collections.Counter(self.chrom[k] for k in todo)
+        found, lock = {}, threading.Lock()
+
+        def nulls_of(k, done=False):
+            chrom = self.chrom[k]
+            with lock:
+                if done:
+                    remaining[chrom] -= 1
+                    if not remaining[chrom]:
+                        found.pop(chrom, None)
+                    return None
+                if chrom not in found:
+                    found[chrom] = self.nulls_for(chrom)
+                return found[chrom]
+
+        return nulls_of
 
     def nulls_for(self, chrom: str) -> tuple[dict[str, NullModel], dict[str, float]]:
         """(null models, fast-mode variance ratios) for testing variants on ``chrom``: the LOCO
@@ -245,11 +276,14 @@ class Scan:
                              "give it back, or use --mode fast, or --no-loco")
         return load_kinship(path, loco=chrom, with_eigen=False).align(self.fid, self.iid).matrix
 
-    def _run_threads(self, todo: list[int], bar, nulls, ratios) -> None:
-        """Every block of ``todo`` as one dask graph on the threaded scheduler: each worker thread
-        writes its block's checkpoint as soon as it is done (no batch waits for its slowest block,
-        and the driving thread does not serialise the writes).  In the fast mode with several
-        workers each runs its kernels (numba, BLAS) on one thread."""
+    def _run_threads(self, todo: list[int], bar, nulls_of) -> None:
+        """Every block of ``todo`` as one dask graph on the threaded scheduler, block k tested
+        against ``nulls_of(k)`` (null models, ratios); ``nulls_of(k, done=True)`` after it.  Each
+        worker thread writes its block's checkpoint as soon as it is done (no batch waits for its
+        slowest block, and the driving thread does not serialise the writes).  In the fast mode
+        with several workers each runs its kernels (numba, BLAS) on one thread.  The tasks are
+        named in block order, so that dask runs them in a fixed order, one chromosome after
+        another (its order for unnamed tasks is arbitrary)."""
         import numba
 
         from .._accelerate import one_thread_per_worker
@@ -262,11 +296,14 @@ class Scan:
         def one(k):
             if single:
                 numba.set_num_threads(1)
+            nulls, ratios = nulls_of(k)
             self._save_block(k, compute_block(self._task(k, ratios), nulls))
+            nulls_of(k, done=True)
             bar.update(1)
 
+        tasks = [dask.delayed(one, pure=False)(k, dask_key_name=f"scan-block-{self.key}-{k:07d}") for k in todo]
         with one_thread_per_worker() if single else contextlib.nullcontext():
-            dask.compute(*[dask.delayed(one, pure=False)(k) for k in todo], scheduler="threads", num_workers=threads)
+            dask.compute(*tasks, scheduler="threads", num_workers=threads)
 
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
         from distributed import as_completed
@@ -317,6 +354,14 @@ class Scan:
             lam = genomic_control(chisq, np.concatenate(freq) if freq else np.zeros(0))
             log.info("phenotype %s: %d variants tested; %s; written to %s", name, len(chisq), lambda_text(lam), path)
         return paths
+
+
+def _same_for_every_block(nulls, ratios):
+    """``nulls_of`` for blocks that share their null models (one chromosome's group)."""
+    def nulls_of(k, done=False):
+        return nulls, ratios
+
+    return nulls_of
 
 
 COMMON_MAF = 0.01  # lambda_GC is also reported among variants at or above this minor allele frequency
