@@ -70,7 +70,7 @@ def merge_results(paths, out) -> MergeSummary:
             freq.append(table[fcol].to_numpy(dtype=float))
             n += len(table)
     values = np.concatenate(chisq) if chisq else np.array([])
-    return MergeSummary(Path(out), len(paths), n, genomic_control(values, np.concatenate(freq) if freq else values))
+    return MergeSummary(Path(out), len(paths), n, genomic_control(values, np.concatenate(freq) if freq else np.zeros(0)))
 
 
 def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:

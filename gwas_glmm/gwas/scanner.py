@@ -374,18 +374,18 @@ def genomic_control(chisq: np.ndarray, a1freq: np.ndarray | None = None) -> dict
     for a binary trait with few cases a handful among them), so its chi-square has no continuous
     median: with many rare variants the overall median moves away from 1 in either direction
     while the tails stay calibrated, which is what users of SAIGE report as a deflated lambda."""
-    from scipy import stats
-
     ok = np.isfinite(chisq)
-    out = _lambdas(chisq[ok], stats)
+    out = _lambdas(chisq[ok])
     if a1freq is not None:
         common = ok & (np.minimum(a1freq, 1 - a1freq) >= COMMON_MAF)
-        out["common"] = _lambdas(chisq[common], stats)["median"]
+        out["common"] = _lambdas(chisq[common])["median"]
         out["n_common"] = int(common.sum())
     return out
 
 
-def _lambdas(chisq: np.ndarray, stats) -> dict[str, float]:
+def _lambdas(chisq: np.ndarray) -> dict[str, float]:
+    from scipy import stats
+
     if not chisq.size:
         return {"median": float("nan"), "q0.01": float("nan"), "q0.001": float("nan")}
     out = {"median": float(np.median(chisq) / stats.chi2.ppf(0.5, 1))}

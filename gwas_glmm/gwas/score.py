@@ -356,6 +356,7 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
             else:
                 break  # no progress: no solution (checked below)
             p_new = _expit(lin)
+            f_new = z_mat.T @ p_new - target
         else:  # near it phi's rise is below rounding: backtrack on |F|^2 instead
             merit = f @ f
             while t > 1e-8:
@@ -368,8 +369,7 @@ def _double_spa_log_tail(g, ctx: SpaContext, q, var0):
             else:
                 break  # converged to rounding
             phi_new = new @ target - float(np.sum(_softplus(ctx.eta0 + z_mat @ new) - ctx.k_at_0))
-        theta, p, phi = new, p_new, phi_new
-        f = z_mat.T @ p - target
+        theta, p, f, phi = new, p_new, f_new, phi_new
         if np.max(np.abs(t * step)) <= 1e-8 * max(1.0, np.max(np.abs(theta))):
             break
     else:

@@ -94,9 +94,7 @@ def pirls_scalar(code, eta_fixed, v, codes, n_levels, y, w, theta, u0, tol, max_
             converged = True
             break
         change = old - new
-        largest = 0.0
-        for c in range(n_levels):
-            largest = max(largest, abs(cand[c] - u[c]))
+        largest = factor * np.max(np.abs(step))  # the step just taken
         u[:] = cand
         old = new
         # the deviance has settled and so has the mode: the gradient's envelope-theorem terms
