@@ -89,6 +89,29 @@ def test_errors_are_one_line_and_exit_1(tmp_path, small_cohort, capsys, argv, ex
     assert not (tmp_path / "o.freq.tsv").exists()
 
 
+def test_report_and_merge_check_the_columns_they_read(tmp_path, capsys):
+    """A results file without A1FREQ still gets its lambdas (not the MAF >= 1% one); one without
+    CHISQ is one line, exit 1, and no output."""
+    import gzip
+
+    rows = "".join(f"1\t{10 * k}\tv{k}\t{(k % 7) / 3}\t0.5\t0.3\n" for k in range(1, 50))
+    plain = tmp_path / "plain.tsv.gz"
+    plain.write_bytes(gzip.compress(("CHROM\tGENPOS\tID\tCHISQ\tP\tLOG10P\n" + rows).encode()))
+    assert main(["report", "--results", str(plain), "--out", str(tmp_path / "r")]) == 0
+    line = next(t for t in (tmp_path / "r.report.md").read_text().splitlines() if "lambda" in t)
+    assert "(0.001 quantile)" in line and "MAF" not in line
+    assert main(["merge", "--results", str(plain), "--out", str(tmp_path / "m.tsv.gz")]) == 0
+    capsys.readouterr()
+    bad = tmp_path / "bad.tsv.gz"
+    bad.write_bytes(gzip.compress(b"CHROM\tGENPOS\tID\tP\n1\t10\tv\t0.5\n"))
+    for argv, out in ((["report", "--results", str(bad), "--out", str(tmp_path / "b")], "b.report.md"),
+                      (["merge", "--results", str(bad), "--out", str(tmp_path / "b.tsv.gz")], "b.tsv.gz")):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert "Traceback" not in "\n".join(err) and "no CHISQ" in err[-1]
+        assert not (tmp_path / out).exists()
+
+
 def test_demo_runs_the_whole_pipeline(tmp_path):
     from gwas_glmm.cli import main
 

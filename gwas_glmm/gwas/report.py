@@ -41,6 +41,13 @@ def _read_body(path: Path) -> tuple[str, bytes]:
     return header.decode(), body
 
 
+def _require(path, names, needed) -> None:
+    """One clear line when a results file lacks a column these steps read."""
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputError(f"{path}: no {', '.join(missing)} column; give a results file written by gwas-glmm scan")
+
+
 def merge_results(paths, out) -> MergeSummary:
     """Concatenate results files (same columns) in genome order, each once, into ``out``."""
     paths = [Path(p) for p in paths]
@@ -57,7 +64,8 @@ def merge_results(paths, out) -> MergeSummary:
     parts.sort(key=lambda p: p[3])
     chisq, freq, n = [], [], 0
     names = parts[0][1].split("\t")
-    col, fcol = names.index("CHISQ"), names.index("A1FREQ")
+    _require(parts[0][0], names, ["CHISQ"])
+    cols = [names.index(c) for c in ("CHISQ", "A1FREQ") if c in names]  # A1FREQ: the lambda among MAF >= 1%
     with atomic_path(out) as tmp, open(tmp, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=4) as gz:
         gz.write((parts[0][1] + "\n").encode())
@@ -65,12 +73,13 @@ def merge_results(paths, out) -> MergeSummary:
             if not body:
                 continue
             gz.write(body)
-            table = pd.read_csv(io.BytesIO(body), sep="\t", header=None, usecols=[col, fcol], na_values="NA")
-            chisq.append(table[col].to_numpy(dtype=float))
-            freq.append(table[fcol].to_numpy(dtype=float))
+            table = pd.read_csv(io.BytesIO(body), sep="\t", header=None, usecols=cols, na_values="NA")
+            chisq.append(table[cols[0]].to_numpy(dtype=float))
+            freq.append(table[cols[-1]].to_numpy(dtype=float))
             n += len(table)
     values = np.concatenate(chisq) if chisq else np.array([])
-    return MergeSummary(Path(out), len(paths), n, genomic_control(values, np.concatenate(freq) if freq else np.zeros(0)))
+    a1freq = (np.concatenate(freq) if freq else np.zeros(0)) if len(cols) == 2 else None
+    return MergeSummary(Path(out), len(paths), n, genomic_control(values, a1freq))
 
 
 def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:
@@ -79,17 +88,20 @@ def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:
 
     check_file(results_path, "results file")
     table = pd.read_csv(results_path, sep="\t", dtype={"CHROM": str})
+    _require(results_path, table.columns, ["CHROM", "GENPOS", "CHISQ", "LOG10P"])
     name = Path(results_path).name
     plots = [manhattan(table, f"{prefix}.manhattan.png", title=name), qq(table, f"{prefix}.qq.png", title=name)]
-    lam = genomic_control(table["CHISQ"].to_numpy(dtype=float), table["A1FREQ"].to_numpy(dtype=float))
+    lam = genomic_control(table["CHISQ"].to_numpy(dtype=float),
+                          table["A1FREQ"].to_numpy(dtype=float) if "A1FREQ" in table else None)
     best = table.sort_values("LOG10P", ascending=False).head(top)
     cols = [c for c in ("CHROM", "GENPOS", "ID", "ALLELE1", "A1FREQ", "BETA", "SE", "P", "TEST") if c in best]
     lines = [f"# {name}", "",
              f"- variants tested: {len(table):,}",
              f"- variants at P < 5e-8: {int((table.LOG10P > -np.log10(5e-8)).sum()):,}",
              f"- genomic-control lambda: {lam['median']:.4f} (median), {lam['q0.01']:.4f} (0.01 quantile), "
-             f"{lam['q0.001']:.4f} (0.001 quantile); {lam['common']:.4f} (median, the {lam['n_common']:,} variants "
-             f"with MAF >= {COMMON_MAF:g}: rare variants' discrete tests move the overall median)",
+             f"{lam['q0.001']:.4f} (0.001 quantile)" + (
+                 f"; {lam['common']:.4f} (median, the {lam['n_common']:,} variants with MAF >= {COMMON_MAF:g}: "
+                 "rare variants' discrete tests move the overall median)" if "common" in lam else ""),
              "", f"![Manhattan plot]({plots[0].name})", "", f"![QQ plot]({plots[1].name})", "",
              f"## Top {len(best)} variants", "",
              "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
