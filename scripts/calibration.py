@@ -98,8 +98,11 @@ def main() -> None:
     prevalences = (0.1, 0.01)
     prefix = work / f"cohort_{args.n_samples}x{args.n_variants}" if args.replicates == 1 else \
         work / f"cohort_{args.n_samples}x{args.n_variants}_r{args.replicates}"
-    simulate_once(prefix, args.n_samples, args.n_variants, prevalences=prevalences * args.replicates)
     traits = [f"bt{k + 1}" for k in range(len(prevalences) * args.replicates)]
+    if args.summarize_only and not Path(f"{prefix}.ours.{traits[-1]}.tsv.gz").exists():
+        sys.exit(f"calibration.py: no results of an earlier run under {work} ({prefix.name}.ours.*); "
+                 "run it without --summarize-only first")
+    simulate_once(prefix, args.n_samples, args.n_variants, prevalences=prevalences * args.replicates)
     gg = shutil.which("gwas-glmm") or "gwas-glmm"
     t0 = time.perf_counter()
     reuse = (args.reuse or args.summarize_only) and Path(f"{prefix}.bt.null.h5").exists()
