@@ -13,8 +13,9 @@ n samples, m variants, b variants per block, p covariates, t threads, k phenotyp
 * scan: exact: 2 n^2 m flops per phenotype; fast: 2 n m (200 + p) flops per phenotype
   (Gaussian) or 4 n m p (PQL); memory the null models (n^2 doubles for the shared eigenvectors,
   n^2 per PQL phenotype) plus t blocks in flight of n b (4 + 4 + 8 + 8) bytes; LOCO adds one
-  n^3 / 3 factorisation per chromosome and phenotype, with a LOCO matrix and Sigma_c in memory
-  (12 n^2 bytes) between chromosomes, when no block is running.
+  n^3 / 3 factorisation per chromosome and phenotype, up to t of them at once (24 n^2 bytes
+  each while built), and the exact mode holds up to t + 2 chromosomes' factors (8 n^2 bytes
+  each per phenotype).
 
 Time is flops over this machine's measured GEMM rate (a 0.2 s probe) plus the .bed decoding
 rate; memory adds the process's own size before any data is loaded.
@@ -177,9 +178,13 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     else:
         flops = 2.0 * n * m * (gaussian * (FAST_RANK + p) + (k - gaussian) * 2 * p)  # the most directions
     loco_bytes, loco_memory = 0.0, 0.0
-    if loco_parts and not light:  # between chromosomes (no block running): the LOCO matrix (float32) and Sigma_c
+    if loco_parts and not light:
         flops += loco_parts * k * n**3 / 3.0
-        loco_memory = nn * (4 + 8)
+        # while blocks run: up to t chromosomes' Sigma_c built at once (the LOCO matrix, its aligned
+        # copy, Sigma_c, its factor), and in the exact mode the factors of up to t + 2 chromosomes
+        # (those being scanned and the next) held
+        held = min(threads + 2, loco_parts) * k if mode == "exact" else 0
+        loco_memory = nn * (min(threads, loco_parts) * (4 + 4 + 8 + 8) + held * 8)
         loco_bytes = loco_parts * nn * 12
     seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
                + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores) + loco_bytes / DISK_WRITE_RATE)
@@ -192,7 +197,7 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
         detail.append(f"LOCO: {loco_parts} chromosome(s), variance ratios calibrated by the null step; the null "
                       "models' top eigenvectors only are read")
     elif loco_parts:
-        detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype "
-                      "(--no-loco to skip)")
-    memory = base + nulls + max(inflight, loco_memory)
+        detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype, "
+                      f"{_size(loco_memory)} for those built and held (--no-loco to skip)")
+    memory = base + nulls + inflight + loco_memory
     return Estimate("scan", memory, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)

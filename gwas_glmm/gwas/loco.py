@@ -9,8 +9,9 @@ for chromosome c the working covariance is Sigma_c = phi W^-1 + tau K_-c, and
     P_c y~,  Sigma_c^-1 X,  (X^T Sigma_c^-1 X)^-1,  mu_c = g^-1(y~ - phi W^-1 P_c y~)
 
 are computed once, by one Cholesky factorisation of Sigma_c (n^3 / 3 flops), and stored (O(n p)
-per chromosome).  The exact scan needs Sigma_c^-1 itself: it factorises Sigma_c again when it
-reaches chromosome c (from the GRM file's LOCO part), one chromosome at a time.
+per chromosome).  The exact scan needs Sigma_c^-1 itself: it factorises Sigma_c again (from the
+GRM file's LOCO part) when its first block of chromosome c starts, and drops the factor after
+that chromosome's last block.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def loco_sigma_chol(null: NullModel, k_loco: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of Sigma_c = phi W^-1 + tau K_-c (K_-c aligned to the null's samples)."""
     sigma = null.tau * np.asarray(k_loco, dtype=float)
     sigma[np.diag_indices_from(sigma)] += null.phi / null.w
-    try:
-        return sla.cholesky(sigma, lower=True, overwrite_a=True, check_finite=False)
+    try:  # numpy's factorisation releases the GIL (scipy's does not): scan workers build these
+        return np.linalg.cholesky(sigma)
     except np.linalg.LinAlgError:
         raise InputError("the LOCO working covariance is not positive definite; rebuild the GRM or use --no-loco") \
             from None

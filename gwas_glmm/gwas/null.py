@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg as sla
 
+from .._blas import solve_lower
 from ..exceptions import InputError
 from ..kinship import Kinship
 from ..mixed import KnownCovTerm, fit_glmm
@@ -103,7 +104,7 @@ class NullModel:
         """L^-1 g with Sigma = L L^T, so that g^T Sigma^-1 g = |L^-1 g|^2 (one matrix product)."""
         if self.eig_vectors is not None:
             return np.sqrt(self.eig_inv_d)[:, None] * (self.eig_vectors.T @ g)
-        return sla.solve_triangular(self.chol, g, lower=True, check_finite=False)
+        return solve_lower(self.chol, g)  # releases the GIL: scan workers solve in parallel
 
 
 def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussian", *, iid=None,

@@ -18,6 +18,7 @@ import itertools
 import json
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,44 +188,17 @@ class Scan:
         bar = progress(total=len(self.blocks), initial=len(self.blocks) - len(todo), desc="scan", unit="block",
                        enabled=show_progress)
         with bar:
-            if client is None and self._nulls_are_cheap():  # one graph: no wait at chromosome ends
-                self._run_threads(todo, bar, self._chromosome_nulls(todo))
+            if client is None:  # one graph: no thread waits at a chromosome's end
+                self._run_threads(todo, bar)
             else:
                 for chrom, group in itertools.groupby(todo, key=lambda k: self.chrom[k]):
-                    nulls, ratios = self.nulls_for(chrom)
-                    if client is None:
-                        self._run_threads(list(group), bar, _same_for_every_block(nulls, ratios))
-                    else:
-                        self._run_distributed(list(group), bar, client, nulls, ratios)
+                    self._run_distributed(list(group), bar, client, *self.nulls_for(chrom))
         paths = self._write_results()
         shutil.rmtree(self.ckpt)
         return paths
 
-    def _nulls_are_cheap(self) -> bool:
-        """Whether every chromosome's null models come without a factorisation or a calibration:
-        the fast mode with LOCO ratios stored by the null step, or without LOCO."""
-        return self.mode == "fast" and (not self.loco or not self.needs_calibration)
-
-    def _chromosome_nulls(self, todo: list[int]):
-        """For one graph over every block: block k -> its chromosome's (null models, ratios), built
-        on a block's first use and dropped after that chromosome's last block (the fast mode's
-        cache of each holds k x n numbers)."""
-        remaining = collections.Counter(self.chrom[k] for k in todo)
-        found, lock = {}, threading.Lock()
-
-        def nulls_of(k, done=False):
-            chrom = self.chrom[k]
-            with lock:
-                if done:
-                    remaining[chrom] -= 1
-                    if not remaining[chrom]:
-                        found.pop(chrom, None)
-                    return None
-                if chrom not in found:
-                    found[chrom] = self.nulls_for(chrom)
-                return found[chrom]
-
-        return nulls_of
+    def _chromosome_nulls(self, todo: list[int], single: bool) -> _ChromosomeNulls:
+        return _ChromosomeNulls(self.nulls_for, [self.chrom[k] for k in todo], self.config.threads, single)
 
     def nulls_for(self, chrom: str) -> tuple[dict[str, NullModel], dict[str, float]]:
         """(null models, fast-mode variance ratios) for testing variants on ``chrom``: the LOCO
@@ -276,12 +250,12 @@ class Scan:
                              "give it back, or use --mode fast, or --no-loco")
         return load_kinship(path, loco=chrom, with_eigen=False).align(self.fid, self.iid).matrix
 
-    def _run_threads(self, todo: list[int], bar, nulls_of) -> None:
-        """Every block of ``todo`` as one dask graph on the threaded scheduler, block k tested
-        against ``nulls_of(k)`` (null models, ratios); ``nulls_of(k, done=True)`` after it.  Each
+    def _run_threads(self, todo: list[int], bar) -> None:
+        """Every block of ``todo`` as one dask graph on the threaded scheduler, each block tested
+        against its chromosome's null models (``_ChromosomeNulls``).  Each
         worker thread writes its block's checkpoint as soon as it is done (no batch waits for its
-        slowest block, and the driving thread does not serialise the writes).  In the fast mode
-        with several workers each runs its kernels (numba, BLAS) on one thread.  The tasks are
+        slowest block, and the driving thread does not serialise the writes).  With several workers
+        each runs its kernels (numba, BLAS) on one thread.  The tasks are
         named in block order, so that dask runs them in a fixed order, one chromosome after
         another (its order for unnamed tasks is arbitrary)."""
         import numba
@@ -289,20 +263,22 @@ class Scan:
         from .._accelerate import one_thread_per_worker
 
         threads = self.config.threads
-        # the fast mode's kernels release the GIL: one thread each.  The exact mode's triangular
-        # solve (scipy) holds it, so its blocks run one at a time on all of BLAS's threads
-        single = threads > 1 and self.mode == "fast"
+        # every kernel releases the GIL (numba's, BLAS's, zlib's): with several workers, one
+        # thread each (a 2-worker fast scan oversubscribed spent 50 us per variant, not 33; the
+        # exact scan at n = 1,983 on two 1-thread workers 14.9 s against 21.8 s one block at a time)
+        single = threads > 1
 
         def one(k):
             if single:
                 numba.set_num_threads(1)
-            nulls, ratios = nulls_of(k)
+            nulls, ratios = nulls_of(self.chrom[k])
             self._save_block(k, compute_block(self._task(k, ratios), nulls))
-            nulls_of(k, done=True)
+            nulls_of(self.chrom[k], done=True)
             bar.update(1)
 
         tasks = [dask.delayed(one, pure=False)(k, dask_key_name=f"scan-block-{self.key}-{k:07d}") for k in todo]
-        with one_thread_per_worker() if single else contextlib.nullcontext():
+        nulls_of = self._chromosome_nulls(todo, single)
+        with one_thread_per_worker() if single else contextlib.nullcontext(), nulls_of:
             dask.compute(*tasks, scheduler="threads", num_workers=threads)
 
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
@@ -356,12 +332,72 @@ class Scan:
         return paths
 
 
-def _same_for_every_block(nulls, ratios):
-    """``nulls_of`` for blocks that share their null models (one chromosome's group)."""
-    def nulls_of(k, done=False):
-        return nulls, ratios
+class _ChromosomeNulls:
+    """For one graph over every block: a chromosome -> its (null models, ratios), built
+    (``build(chrom)``: the exact mode's factor of Sigma_c, n^3/3 flops; the fast mode's LOCO
+    calibration unless the null file stores it) on threads of their own: the next chromosome's as
+    soon as a chromosome's first block asks for its own, and one more whenever a worker would
+    otherwise wait for a build (at n = 9,892 one takes 14 s on one core, longer than a
+    chromosome's blocks when there are few), at most ``threads`` at once.  Each is dropped after
+    its chromosome's last block, so at most about ``threads`` + 2 are held (the exact mode's n^2
+    numbers each).  A context manager: leaving it cancels builds not yet started."""
 
-    return nulls_of
+    def __init__(self, build, chroms: list[str], threads: int, single: bool):
+        self.build, self.remaining, self.threads = build, collections.Counter(chroms), threads
+        self.order = list(dict.fromkeys(chroms))
+        self.found, self.lock, self.begun, self.last, self.step = {}, threading.Lock(), set(), None, 1
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scan-nulls",
+                                       initializer=_one_numba_thread if single else None)
+
+    def _submit(self, chrom: str):
+        if chrom not in self.found and self.remaining[chrom]:
+            self.found[chrom] = self.pool.submit(self.build, chrom)
+        return self.found.get(chrom)
+
+    def _ahead(self, far: bool) -> None:
+        """Start the build of the chromosome after the last one begun (``far``: of the first
+        one after it not yet started), in the direction the scan goes."""
+        at = self.last + self.step
+        while far and 0 <= at < len(self.order) and self.order[at] in self.found:
+            at += self.step
+        if 0 <= at < len(self.order):
+            self._submit(self.order[at])
+
+    def __call__(self, chrom: str, done: bool = False):
+        with self.lock:
+            if done:
+                self.remaining[chrom] -= 1
+                if not self.remaining[chrom]:
+                    self.found.pop(chrom, None)
+                return None
+            future = self._submit(chrom)
+            if chrom not in self.begun:  # the chromosome's first block
+                self.begun.add(chrom)
+                at = self.order.index(chrom)
+                # the direction the scan goes (dask's threaded scheduler runs these tasks
+                # last-named first): from the previous chromosome begun, or from where it began
+                if self.last is None:
+                    self.step = -1 if at == len(self.order) - 1 else 1
+                else:
+                    self.step = 1 if at > self.last else -1
+                self.last = at
+                self._ahead(far=False)
+            if not future.done() and sum(not f.done() for f in self.found.values()) < self.threads:
+                self._ahead(far=True)  # this worker would wait: another build uses its core
+        return future.result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.found.clear()
+
+
+def _one_numba_thread():
+    import numba
+
+    numba.set_num_threads(1)
 
 
 COMMON_MAF = 0.01  # lambda_GC is also reported among variants at or above this minor allele frequency

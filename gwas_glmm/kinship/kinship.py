@@ -112,7 +112,7 @@ class Kinship:
             )
         if len(order) == self.n and np.array_equal(order, np.arange(self.n)):
             return self
-        mat = self.matrix[order][:, order]
+        mat = self.matrix[np.ix_(order, order)]  # one pass (two fancy indexings took 2 s at n = 10,000)
         eigen = self.eigen.permute(order) if self.eigen is not None and len(order) == self.n else None
         return replace(self, matrix=mat, fid=self.fid[order], iid=self.iid[order], eigen=eigen)
 
