@@ -57,7 +57,7 @@ def test_scan_equals_direct_score_tests(setup, tmp_path):
     assert (res.MAC >= 1).all()
 
 
-@pytest.mark.parametrize("mode", ["exact", "fast"])  # fast: one graph over every chromosome's blocks
+@pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch, mode):
     whole = _run(setup, tmp_path / "whole", mode=mode)["qt"].read_bytes()
     calls = {"n": 0}
@@ -80,6 +80,36 @@ def test_killed_scan_resumes_to_identical_file(setup, tmp_path, monkeypatch, mod
     assert resumed == whole
     assert not (tmp_path / "again.ckpt").exists()
     assert gzip.decompress(whole).startswith(b"CHROM\tGENPOS")
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_chromosome_nulls_built_once_ahead_and_dropped(backwards):
+    """Each chromosome's null models are built once, the next one's as soon as a chromosome
+    begins (in whichever direction the blocks go), and dropped after its last block."""
+    import threading
+
+    from gwas_glmm.gwas.scanner import _ChromosomeNulls
+
+    chroms = ["1"] * 3 + ["2"] * 2 + ["3"] * 2
+    built, lock = [], threading.Lock()
+
+    def build(chrom):
+        with lock:
+            built.append(chrom)
+        return {"chrom": chrom}, {}
+
+    order = chroms[::-1] if backwards else chroms
+    with _ChromosomeNulls(build, chroms, threads=2, single=False) as nulls_of:
+        first = nulls_of(order[0])
+        nulls_of.found[order[0]].result()
+        ahead = "2"
+        nulls_of.found[ahead].result()  # started by the first chromosome's first block
+        assert first[0]["chrom"] == order[0]
+        for chrom in order:
+            assert nulls_of(chrom)[0]["chrom"] == chrom
+            nulls_of(chrom, done=True)
+        assert nulls_of.found == {}
+    assert sorted(built) == ["1", "2", "3"]
 
 
 def test_scan_on_a_local_cluster_of_two_processes_equals_the_local_scan(setup, tmp_path):
