@@ -325,3 +325,20 @@ def test_solve_lower_matches_scipy(order):
     assert got.flags.f_contiguous and np.array_equal(b, before)
     with pytest.raises(ValueError):
         solve_lower(chol, b[:50])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_cholesky_lower_matches_numpy(order):
+    """The GIL-releasing factorisation of the LOCO covariances (LAPACK dpotrf through ctypes), in
+    the matrix's own memory: numpy's factor, upper triangle zero, column-major; a matrix that is
+    not positive definite raises numpy's LinAlgError."""
+    from gwas_glmm._blas import cholesky_lower
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(700, 700))  # more than one 512-column block of the upper triangle to clear
+    sym = a @ a.T + 700 * np.eye(700)
+    got = cholesky_lower(np.array(sym, order=order))
+    np.testing.assert_allclose(got, np.linalg.cholesky(sym), rtol=1e-10, atol=1e-10)
+    assert got.flags.f_contiguous and not np.triu(got, 1).any()
+    with pytest.raises(np.linalg.LinAlgError):
+        cholesky_lower(-np.eye(3))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from .._blas import cholesky_lower
 from ..exceptions import InputError
 from ..mixed import get_family
 from .null import NullModel
@@ -46,8 +47,8 @@ def loco_sigma_chol(null: NullModel, k_loco: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of Sigma_c = phi W^-1 + tau K_-c (K_-c aligned to the null's samples)."""
     sigma = null.tau * np.asarray(k_loco, dtype=float)
     sigma[np.diag_indices_from(sigma)] += null.phi / null.w
-    try:  # numpy's factorisation releases the GIL (scipy's does not): scan workers build these
-        return np.linalg.cholesky(sigma)
+    try:  # releases the GIL (scipy's does not): scan workers build these while others test blocks
+        return cholesky_lower(sigma)
     except np.linalg.LinAlgError:
         raise InputError("the LOCO working covariance is not positive definite; rebuild the GRM or use --no-loco") \
             from None
