@@ -256,8 +256,8 @@ class Scan:
         worker thread writes its block's checkpoint as soon as it is done (no batch waits for its
         slowest block, and the driving thread does not serialise the writes).  With several workers
         each runs its kernels (numba, BLAS) on one thread.  The tasks are
-        named in block order, so that dask runs them in a fixed order, one chromosome after
-        another (its order for unnamed tasks is arbitrary)."""
+        named in block order, so that dask runs them in a fixed order (the last-named first), one
+        chromosome after another (its order for unnamed tasks is arbitrary)."""
         import numba
 
         from .._accelerate import one_thread_per_worker
@@ -265,7 +265,7 @@ class Scan:
         threads = self.config.threads
         # every kernel releases the GIL (numba's, BLAS's, zlib's): with several workers, one
         # thread each (a 2-worker fast scan oversubscribed spent 50 us per variant, not 33; the
-        # exact scan at n = 1,983 on two 1-thread workers 14.9 s against 21.8 s one block at a time)
+        # exact scan at n = 1,983 on two 1-thread workers 14.4 s against 21.8 s one block at a time)
         single = threads > 1
 
         def one(k):
@@ -337,7 +337,7 @@ class _ChromosomeNulls:
     (``build(chrom)``: the exact mode's factor of Sigma_c, n^3/3 flops; the fast mode's LOCO
     calibration unless the null file stores it) on threads of their own: the next chromosome's as
     soon as a chromosome's first block asks for its own, and one more whenever a worker would
-    otherwise wait for a build (at n = 9,892 one takes 14 s on one core, longer than a
+    otherwise wait for a build (at n = 9,892 one takes 8-9 s on one core, as long as a
     chromosome's blocks when there are few), at most ``threads`` at once.  Each is dropped after
     its chromosome's last block, so at most about ``threads`` + 2 are held (the exact mode's n^2
     numbers each).  A context manager: leaving it cancels builds not yet started."""
