@@ -337,7 +337,7 @@ class _ChromosomeNulls:
     (``build(chrom)``: the exact mode's factor of Sigma_c, n^3/3 flops; the fast mode's LOCO
     calibration unless the null file stores it) on threads of their own: the next chromosome's as
     soon as a chromosome's first block asks for its own, and one more whenever a worker would
-    otherwise wait for a build (at n = 9,892 one takes 8-9 s on one core, as long as a
+    otherwise wait for a build (at n = 9,892 one takes 12.6 s on one core, longer than a
     chromosome's blocks when there are few), at most ``threads`` at once.  Each is dropped after
     its chromosome's last block, so at most about ``threads`` + 2 are held (the exact mode's n^2
     numbers each).  A context manager: leaving it cancels builds not yet started."""
