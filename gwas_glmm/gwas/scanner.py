@@ -197,9 +197,6 @@ class Scan:
         shutil.rmtree(self.ckpt)
         return paths
 
-    def _chromosome_nulls(self, todo: list[int], single: bool) -> _ChromosomeNulls:
-        return _ChromosomeNulls(self.nulls_for, [self.chrom[k] for k in todo], self.config.threads, single)
-
     def nulls_for(self, chrom: str) -> tuple[dict[str, NullModel], dict[str, float]]:
         """(null models, fast-mode variance ratios) for testing variants on ``chrom``: the LOCO
         versions where the models have one.  Sigma_c is factorised here from the GRM file's LOCO
@@ -258,8 +255,6 @@ class Scan:
         each runs its kernels (numba, BLAS) on one thread.  The tasks are
         named in block order, so that dask runs them in a fixed order (the last-named first), one
         chromosome after another (its order for unnamed tasks is arbitrary)."""
-        import numba
-
         from .._accelerate import one_thread_per_worker
 
         threads = self.config.threads
@@ -270,14 +265,14 @@ class Scan:
 
         def one(k):
             if single:
-                numba.set_num_threads(1)
+                _one_numba_thread()
             nulls, ratios = nulls_of(self.chrom[k])
             self._save_block(k, compute_block(self._task(k, ratios), nulls))
             nulls_of(self.chrom[k], done=True)
             bar.update(1)
 
         tasks = [dask.delayed(one, pure=False)(k, dask_key_name=f"scan-block-{self.key}-{k:07d}") for k in todo]
-        nulls_of = self._chromosome_nulls(todo, single)
+        nulls_of = _ChromosomeNulls(self.nulls_for, [self.chrom[k] for k in todo], threads, single)
         with one_thread_per_worker() if single else contextlib.nullcontext(), nulls_of:
             dask.compute(*tasks, scheduler="threads", num_workers=threads)
 
@@ -395,6 +390,7 @@ class _ChromosomeNulls:
 
 
 def _one_numba_thread():
+    """numba's parallel loops on one thread (a per-thread setting: each worker calls it)."""
     import numba
 
     numba.set_num_threads(1)
