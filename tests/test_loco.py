@@ -109,3 +109,21 @@ def test_poisson_null_with_exposure_offset(small_cohort, grm, tmp_path):
     assert np.isfinite(direct.status["tau_se"]) and direct.status["tau_se"] > 0
     assert main(["null", "--grm", str(grm), "--pheno", f"{prefix}.pheno", "--pheno-name", "count", "--covar",
                  f"{prefix}.covar", "--exposure", "nope", "--family", "poisson", "--out", str(tmp_path / "bad")]) == 1
+
+
+def test_a_loco_covariance_that_is_not_positive_definite_is_one_clear_error():
+    """The LOCO factorisation (dpotrf through ctypes) turns a failed factorisation into an
+    InputError saying what to do, also when a scan's build thread meets it."""
+    from types import SimpleNamespace
+
+    from gwas_glmm.exceptions import InputError
+    from gwas_glmm.gwas.loco import loco_sigma_chol
+    from gwas_glmm.gwas.scanner import _ChromosomeNulls
+
+    null = SimpleNamespace(tau=1.0, phi=0.1, w=np.ones(3))
+    bad = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # eigenvalue -1: Sigma_c has -0.9
+    with pytest.raises(InputError, match="not positive definite.*--no-loco"):
+        loco_sigma_chol(null, bad)
+    with _ChromosomeNulls(lambda chrom: loco_sigma_chol(null, bad), ["1", "1"], threads=2, single=False) as nulls_of:
+        with pytest.raises(InputError, match="not positive definite"):
+            nulls_of("1")
