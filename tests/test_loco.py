@@ -127,3 +127,41 @@ def test_a_loco_covariance_that_is_not_positive_definite_is_one_clear_error():
     with _ChromosomeNulls(lambda chrom: loco_sigma_chol(null, bad), ["1", "1"], threads=2, single=False) as nulls_of:
         with pytest.raises(InputError, match="not positive definite"):
             nulls_of("1")
+
+
+def test_loco_finds_its_parts_whatever_each_file_calls_the_chromosomes(small_cohort, grm, tmp_path, capsys):
+    """A GRM whose LOCO parts are named chr1..chr22 (an older file, or another tool's spelling) and
+    a scan .bim naming them 01..22: the scan still tests each chromosome against its own LOCO null
+    (same results as with matching names), and a chromosome without a LOCO part is one line, exit 1,
+    not a silent full-GRM test."""
+    import shutil
+
+    prefix = str(small_cohort.prefix)
+    renamed = tmp_path / "chr.grm.h5"
+    shutil.copy(grm, renamed)
+    with h5py.File(renamed, "r+") as h5:
+        for name in list(h5["loco"]):
+            h5["loco"].move(name, f"chr{name}")
+    for ext in (".bed", ".fam"):
+        shutil.copy(f"{small_cohort.bfile}{ext}", tmp_path / f"zero{ext}")
+    bim = pd.read_csv(f"{small_cohort.bfile}.bim", sep="\t", header=None, dtype=str)
+    bim[0] = bim[0].str.zfill(2)
+    bim.to_csv(tmp_path / "zero.bim", sep="\t", header=False, index=False)
+    base = ["--pheno", f"{prefix}.pheno", "--pheno-name", "qt", "--covar", f"{prefix}.covar", "--covar-name", "age"]
+    assert main(["null", "--grm", str(grm), *base, "--out", str(tmp_path / "a")]) == 0
+    assert main(["null", "--grm", str(renamed), *base, "--out", str(tmp_path / "b")]) == 0
+    assert sorted(load_nulls(tmp_path / "b.null.h5")[0]["qt"].loco, key=int) == [str(c) for c in range(1, 23)]
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "a.null.h5"), "--out", str(tmp_path / "a")]) == 0
+    assert main(["scan", "--bfile", str(tmp_path / "zero"), "--null", str(tmp_path / "b.null.h5"),
+                 "--out", str(tmp_path / "b")]) == 0
+    a, b = (pd.read_csv(tmp_path / f"{x}.qt.tsv.gz", sep="\t") for x in "ab")
+    np.testing.assert_allclose(a.CHISQ, b.CHISQ, rtol=1e-6)
+    with h5py.File(tmp_path / "b.null.h5", "r+") as h5:
+        del h5["pheno/qt/loco/7"]
+    capsys.readouterr()
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "b.null.h5"), "--out", str(tmp_path / "c")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "chromosome 7" in err[-1] and "--no-loco" in err[-1] and "Traceback" not in "\n".join(err)
+    assert not list(tmp_path.glob("c.*.tsv.gz"))
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "b.null.h5"), "--out", str(tmp_path / "c"),
+                 "--chr", "1-6,8", "9"]) == 0

@@ -95,7 +95,8 @@ class Scan:
     file's samples, each model testing those its ``index`` picks, all of them if None)."""
 
     def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
-                 out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None):
+                 out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None,
+                 grm_chromosomes: list[str] | None = None):
         self.fileset, self.nulls, self.config = fileset, nulls, config
         self.samples = sample_positions(fileset, fid, iid)
         self.variants = np.asarray(variants, dtype=np.int64)
@@ -116,12 +117,30 @@ class Scan:
         self.fid, self.iid = np.asarray(fid, dtype=object), np.asarray(iid, dtype=object)
         self.loco = config.loco and any(m.loco for m in nulls.values())
         if self.loco:
+            self._check_loco_parts(grm_chromosomes)
             log.info("LOCO: each chromosome's variants are tested against the null model without that chromosome")
         self.ckpt = Path(f"{self.out}.ckpt")
         self.key = hashlib.sha256(json.dumps({"checkpoint": 2, "inputs": inputs_key, "mode": mode, "config": repr(config),
                                               "variants": int(len(self.variants)), "n": self.n,
                                               "phenotypes": sorted(nulls)}).encode()).hexdigest()[:16]
         self.ratios = {}
+
+    def _check_loco_parts(self, grm_chromosomes: list[str] | None) -> None:
+        """Every chromosome scanned has its LOCO part in every model that has LOCO parts, unless it
+        is outside the GRM (``grm_chromosomes``; e.g. X with a GRM of autosomes): then there is
+        nothing to leave out and the full-GRM null is its LOCO null.  Never a silent fallback."""
+        for chrom in dict.fromkeys(self.chrom):
+            lacking = [name for name, m in self.nulls.items() if m.loco and chrom not in m.loco]
+            if not lacking:
+                continue
+            if grm_chromosomes is not None and chrom not in grm_chromosomes:
+                log.info("chromosome %s is not in the GRM: its variants are tested against the full-GRM null "
+                         "(nothing to leave out)", chrom)
+                continue
+            have = next(m for m in self.nulls.values() if m.loco).loco
+            raise InputError(f"chromosome {chrom} of {self.fileset.bim_path} has no LOCO part in the null model of "
+                             f"{lacking[0]} (parts: {', '.join(have)}); build the GRM with these chromosomes "
+                             "and refit the null, or scan with --no-loco")
 
     # -- calibration -----------------------------------------------------------------------
     def _calibration_set(self, variants: np.ndarray) -> np.ndarray:

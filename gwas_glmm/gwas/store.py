@@ -28,6 +28,7 @@ import numpy as np
 from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
+from ..io.chrom import chrom_name
 from .loco import FIELDS as LOCO_FIELDS
 from .loco import LocoPart
 from .null import FAST_RANK, NullModel
@@ -38,11 +39,15 @@ _VECTORS = ("x", "y", "mu", "w", "py", "beta", "sigma_inv_x", "xsx_inv")
 
 
 def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", provenance: dict | None = None,
-               covar_names: list[str] | None = None) -> Path:
+               covar_names: list[str] | None = None, grm_chromosomes: list[str] | None = None) -> Path:
+    """``grm_chromosomes``: those of the variants the GRM was built from, so that a LOCO scan can
+    tell a chromosome outside the GRM (nothing to leave out) from one whose LOCO part is missing."""
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
         h5.attrs.update(format=FORMAT, format_version=1, grm=str(grm),
                         provenance=json.dumps(provenance or {}, default=str, sort_keys=True))
+        if grm_chromosomes is not None:
+            h5.attrs["grm_chromosomes"] = json.dumps([str(c) for c in grm_chromosomes])
         s = h5.create_group("samples")
         s.create_dataset("fid", data=np.asarray([str(v) for v in fid], dtype=object), dtype=_STR)
         s.create_dataset("iid", data=np.asarray([str(v) for v in iid], dtype=object), dtype=_STR)
@@ -164,9 +169,11 @@ def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], 
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
                 fast_rank=_stored_fast_rank(a, g),
-                loco={c: LocoPart(c, **{k: lg[k][...] for k in LOCO_FIELDS},
-                                  ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
+                loco={chrom_name(c): LocoPart(chrom_name(c), **{k: lg[k][...] for k in LOCO_FIELDS},
+                                              ratio=float(lg.attrs["ratio"]) if "ratio" in lg.attrs else None)
                       for c, lg in g.get("loco", {}).items()},
                 dispersion=None if np.isnan(a.get("dispersion", np.nan)) else float(a["dispersion"]), **fields)
         attrs = {k: v for k, v in h5.attrs.items()}
+    if "grm_chromosomes" in attrs:
+        attrs["grm_chromosomes"] = [chrom_name(c) for c in json.loads(attrs["grm_chromosomes"])]
     return nulls, fid, iid, attrs
