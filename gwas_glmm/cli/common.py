@@ -1,12 +1,16 @@
-"""Pieces the runners share: the sample and variant selection flags."""
+"""Pieces the runners share: the sample and variant selection flags, the files each command
+reads and writes (so that no output overwrites an input)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
 from .._progress import get_logger
+from ..exceptions import InputError
 from ..io.pheno import read_sample_list
-from ..io.plink import PlinkFileset, read_id_list, select_variants
+from ..io.plink import PlinkFileset, plink_paths, read_id_list, select_variants
 
 log = get_logger("cli")
 
@@ -28,4 +32,84 @@ def selection(args: argparse.Namespace):
         include=read_id_list(args.extract) if args.extract else None,
         exclude=read_id_list(args.exclude) if args.exclude else None,
     )
+    if len(variants) == 0:
+        given = [f"--chr {' '.join(args.chr)}" if args.chr else "", f"--extract {args.extract}" if args.extract else "",
+                 f"--exclude {args.exclude}" if args.exclude else ""]
+        chroms = ", ".join(dict.fromkeys(fileset.variants.chrom.astype(str)))
+        raise InputError(f"{fileset.bim_path}: no variant is left after {' '.join(g for g in given if g)} "
+                         f"(its chromosomes: {chroms}); check the selection")
     return fileset, variants, keep_samples(fileset, args.keep)
+
+
+def grm_path(out: str) -> Path:
+    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.grm.h5")
+
+
+def null_path(out: str) -> Path:
+    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.null.h5")
+
+
+_KINSHIP_SUFFIXES = (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz",
+                     ".rel")
+
+
+def log_path(args: argparse.Namespace) -> Path | None:
+    if args.runner == "demo":
+        return Path(args.out) / "demo.log"
+    if args.runner == "report":
+        return Path(f"{args.out}.report.log")
+    out = args.grm if args.runner == "eigen" else args.out
+    for suffix in _KINSHIP_SUFFIXES:
+        if out.endswith(suffix):
+            return Path(out[: -len(suffix)] + ".log")
+    return Path(f"{out}.log")
+
+
+_INPUT_FLAGS = ("grm", "null", "pheno", "covar", "keep", "extract", "exclude", "kinship", "results", "grm_ids")
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
+    found = []
+    for flag in _INPUT_FLAGS:
+        value = getattr(args, flag, None)
+        for item in (value if isinstance(value, list) else [value] if value else []):
+            found.append((f"--{flag.replace('_', '-')}", Path(item)))
+    if getattr(args, "bfile", None):
+        found += [("--bfile", p) for p in plink_paths(args.bfile)]
+    for flag, path in list(found):  # a foreign kinship's companions (.grm.id, .grm.N.bin, .rel.id)
+        name = str(path)
+        for suffix, extra in ((".grm.bin", (".grm.id", ".grm.N.bin")), (".grm.gz", (".grm.id",)),
+                              (".rel.bin", (".rel.id",)), (".rel.gz", (".rel.id",)), (".rel", (".rel.id",))):
+            if name.endswith(suffix):
+                found += [(flag, Path(name[: -len(suffix)] + e)) for e in extra]
+                break
+    return found
+
+
+def _outputs(args: argparse.Namespace) -> list[Path]:
+    out = getattr(args, "out", None)
+    files = {"grm": lambda: [grm_path(out)], "null": lambda: [null_path(out)], "merge": lambda: [Path(out)],
+             "freq": lambda: [Path(f"{out}.freq.tsv")],
+             "plot": lambda: [Path(f"{out}.manhattan.png"), Path(f"{out}.qq.png")],
+             "report": lambda: [Path(f"{out}.{s}") for s in ("manhattan.png", "qq.png", "report.md")],
+             "convert-kinship": lambda: [Path(out), *(p for _, p in _inputs(argparse.Namespace(kinship=out)))],
+             }.get(args.runner, lambda: [])()
+    log = log_path(args) if args.runner != "eigen" else None
+    return files + ([log] if log is not None else [])
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse a command whose output (or log) would overwrite one of its inputs, e.g.
+    ``null --grm X.h5 --out X.h5``: hours of work lost with exit code 0."""
+    inputs = _inputs(args)
+    for out in _outputs(args):
+        for flag, path in inputs:
+            if _same(out, path):
+                raise InputError(f"--out {args.out} would overwrite {path}, the input given with {flag}; "
+                                 "choose another --out")

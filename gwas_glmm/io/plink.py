@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._validation import check_file, check_index, first_duplicate
 from ..exceptions import InputError
+from .chrom import normalise_chroms, parse_chrom_list
 
 BED_MAGIC = bytes([0x6C, 0x1B, 0x01])
 _TEXT_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError)
@@ -80,7 +81,9 @@ def plink_paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
     return Path(prefix + ".bed"), Path(prefix + ".bim"), Path(prefix + ".fam")
 
 
-def _read_columns(path: Path, n_columns: int, what: str) -> pd.DataFrame:
+def read_columns(path: Path, n_columns: int, what: str, *, more: bool = False) -> pd.DataFrame:
+    """The whitespace-separated columns of a .bim or .fam (``more``: at least ``n_columns``, as
+    plink reads a .fam with extra phenotype columns)."""
     try:
         table = pd.read_csv(
             path, sep=r"\s+", header=None, dtype=str, na_filter=False, engine="c",
@@ -90,22 +93,24 @@ def _read_columns(path: Path, n_columns: int, what: str) -> pd.DataFrame:
         raise InputError(f"{path}: the {what} file is empty") from None
     except _TEXT_ERRORS as exc:
         raise InputError(f"{path}: cannot parse as a {what} file ({exc})") from None
-    if table.shape[1] != n_columns:
+    if table.shape[1] != n_columns and not (more and table.shape[1] > n_columns):
         raise InputError(
-            f"{path}: a {what} file has {n_columns} whitespace-separated columns, this one has "
-            f"{table.shape[1]}"
+            f"{path}: a {what} file has {n_columns}{' or more' if more else ''} whitespace-separated columns, "
+            f"this one has {table.shape[1]}"
         )
     blank = (table == "").any(axis=1).to_numpy()
     if blank.any():
         row = int(np.flatnonzero(blank)[0]) + 1
-        raise InputError(f"{path}: row {row} has fewer than {n_columns} columns")
+        raise InputError(f"{path}: row {row} has fewer than {table.shape[1]} columns")
     return table
 
 
 def read_fam(path: str | os.PathLike) -> SampleTable:
-    """Read a .fam file; sample IDs (FID, IID) must be unique."""
+    """Read a .fam file; sample IDs (FID, IID) must be unique.  Columns after the sixth (more
+    phenotypes, as in GEMMA's example data) are accepted, as plink does; ``--pheno FILE.fam``
+    reads the phenotypes (:func:`gwas_glmm.io.pheno.read_phenotypes`)."""
     path = check_file(path, ".fam file")
-    table = _read_columns(path, 6, ".fam")
+    table = read_columns(path, 6, ".fam", more=True)
     fid = table[0].to_numpy(dtype=object)
     iid = table[1].to_numpy(dtype=object)
     dup = first_duplicate(list(zip(fid, iid)))
@@ -144,7 +149,7 @@ def read_bim(path: str | os.PathLike) -> VariantTable:
     path = check_file(path, ".bim file")
     table = _read_bim_typed(path)
     if table is None:  # something unusual: the checked text path, which names the bad row
-        table = _read_columns(path, 6, ".bim")
+        table = read_columns(path, 6, ".bim")
         for name, column in (("base-pair position", 3), ("centimorgan position", 2)):
             values = pd.to_numeric(table[column], errors="coerce")
             bad = values.isna().to_numpy()
@@ -163,7 +168,7 @@ def read_bim(path: str | os.PathLike) -> VariantTable:
             "unique (rename, e.g. plink2 --set-all-var-ids @:#:\\$r:\\$a, or drop with --rm-dup)"
         )
     return VariantTable(
-        chrom=table[0].to_numpy(dtype=object), id=ids, cm=table[2].to_numpy(dtype=np.float64),
+        chrom=normalise_chroms(table[0].to_numpy(dtype=object)), id=ids, cm=table[2].to_numpy(dtype=np.float64),
         pos=table[3].to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
         allele0=table[5].to_numpy(dtype=object),
     )
@@ -354,11 +359,6 @@ class _LazyBed:
         return self.fileset.read(sample_arg, _as_slice(self.variants[cols]))
 
 
-def _normalise_chrom(values) -> np.ndarray:
-    values = np.asarray(values, dtype=object).astype(str)
-    return np.char.lower(np.char.replace(np.char.lower(values), "chr", ""))
-
-
 def select_variants(
     variants: VariantTable,
     *,
@@ -369,7 +369,8 @@ def select_variants(
 ) -> np.ndarray:
     """Positions (in .bim order) of the variants passing the metadata filters.
 
-    ``chrom`` matches with or without a 'chr' prefix; ``index_range`` is a half-open range of
+    ``chrom``: plink2's --chr list (names, comma lists, ranges), matched in one spelling
+    (:mod:`gwas_glmm.io.chrom`: ``chr1``, ``1`` and ``01`` alike, ``X`` and ``23`` alike); ``index_range`` is a half-open range of
     .bim rows; ``include``/``exclude`` are variant ID lists.  Filters that need genotypes
     (MAF, MAC, missingness) are applied while streaming, by
     :class:`gwas_glmm.genotype.VariantFilter`.
@@ -383,8 +384,7 @@ def select_variants(
         mask[start:stop] = True
         keep &= mask
     if chrom is not None:
-        wanted = _normalise_chrom(list(chrom))
-        keep &= np.isin(_normalise_chrom(variants.chrom), wanted)
+        keep &= np.isin(variants.chrom.astype(str), parse_chrom_list(chrom))
     if include is not None:
         keep &= _member(variants.id, include)
     if exclude is not None:

@@ -35,6 +35,7 @@ import scipy.sparse
 from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
+from ..io.chrom import chrom_name, normalise_chroms
 from .eigen import Eigen
 from .grm import GrmPart
 from .kinship import Kinship
@@ -116,6 +117,8 @@ class KinshipWriter:
               provenance: dict | None = None) -> None:
         h5 = self.h5
         for key, value in kinship.meta.items():
+            if key in ("format", "format_version"):  # this file's own, not the source's
+                continue
             if isinstance(value, (str, int, float, bool, np.integer, np.floating)):
                 h5.attrs[key] = value
         if provenance is not None:
@@ -159,7 +162,9 @@ def _open(path) -> h5py.File:
         h5 = h5py.File(path, "r")
     except OSError as exc:
         raise InputError(f"{path}: not an HDF5 file ({exc}); give a kinship file written by gwas-glmm grm") from None
-    if h5.attrs.get("format") != FORMAT:
+    # files imported by convert-kinship before 0.1 stored the source's format ("rel", "gcta") there
+    imported = h5.attrs.get("format") in ("rel", "gcta") and "matrix" in h5 and "samples" in h5
+    if h5.attrs.get("format") != FORMAT and not imported:
         h5.close()
         raise InputError(f"{path}: not a gwas_glmm kinship file (no format={FORMAT} attribute)")
     return h5
@@ -174,18 +179,34 @@ def kinship_header(path) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 def loco_names(path) -> list[str]:
+    """The chromosomes with a LOCO part, in one spelling (:mod:`gwas_glmm.io.chrom`), whatever
+    spelling the .bim the GRM was built from used."""
     with _open(path) as h5:
-        return list(h5["loco"].keys()) if "loco" in h5 else []
+        return [chrom_name(k) for k in h5["loco"]] if "loco" in h5 else []
+
+
+def grm_chromosomes(path) -> list[str] | None:
+    """The chromosomes of the variants the GRM was built from (one spelling), or None where the
+    file does not list its variants (an imported kinship)."""
+    with _open(path) as h5:
+        if "variants/chrom" not in h5:
+            return None
+        return list(dict.fromkeys(normalise_chroms(h5["variants/chrom"].asstr()[...])))
+
+
+def _loco_key(h5: h5py.File, chrom: str, path) -> str:
+    """The name of ``chrom``'s LOCO group, matched in one spelling."""
+    keys = {chrom_name(k): k for k in h5["loco"]} if "loco" in h5 else {}
+    if chrom_name(chrom) not in keys:
+        raise InputError(f"{path}: no LOCO part for chromosome {chrom} (have: {', '.join(keys) or 'none'}); "
+                         "rebuild the GRM with --loco")
+    return keys[chrom_name(chrom)]
 
 
 def _loco_matrix(h5: h5py.File, chrom: str, path) -> np.ndarray:
     from ._grm_numba import loco_rows
 
-    if "loco" not in h5 or chrom not in h5["loco"]:
-        have = ", ".join(h5["loco"].keys()) if "loco" in h5 else "none"
-        raise InputError(f"{path}: no LOCO part for chromosome {chrom} (have: {have}); "
-                         "rebuild the GRM with --loco")
-    g, counts, matrix = h5["loco"][chrom], h5["counts"], h5["matrix"]
+    g, counts, matrix = h5["loco"][_loco_key(h5, chrom, path)], h5["counts"], h5["matrix"]
     n = matrix.shape[0]
     m_all, m_c = int(counts.attrs["n_variants"]), int(g.attrs["n_variants"])
     gcta = "sample_missing" in counts
@@ -225,7 +246,7 @@ def load_kinship(path, *, loco: str | None = None, with_eigen: bool = True, spar
             matrix = _loco_matrix(h5, str(loco), path)
             meta["loco"] = str(loco)
             if with_eigen:
-                eigen = read_eigen(h5["loco"][str(loco)])
+                eigen = read_eigen(h5["loco"][_loco_key(h5, str(loco), path)])
         else:
             if "matrix" not in h5:
                 raise InputError(f"{path}: holds no dense matrix")
@@ -250,7 +271,7 @@ def add_eigen(path, *, loco: bool = False, psd_tol: float | None = None, log=Non
     targets = [None] + (loco_names(path) if loco else [])
     for chrom in targets:
         with _open(path) as h5:
-            group_name = "/" if chrom is None else f"loco/{chrom}"
+            group_name = "/" if chrom is None else f"loco/{_loco_key(h5, chrom, path)}"
             existing = read_eigen(h5[group_name])
         if existing is not None:
             done.append(existing)
