@@ -61,11 +61,42 @@ def test_empty_cell_in_tab_file_is_missing(tmp_path):
 
 
 def test_binary_detection(tmp_path):
-    text = "FID IID b01 b12 q c012\nF1 A 0 1 0.5 0\nF1 B 1 2 1 1\nF2 C NA 2 2 2\nF3 D 0 -9 3 1\n"
+    """As plink2 reads a phenotype: 0/1, or 1/2 with 0 and -9 missing, is case/control; the count
+    families see the numbers as written."""
+    text = "FID IID b01 b12 q c012 c0123\nF1 A 0 1 0.5 0 0\nF1 B 1 2 1 1 1\nF2 C NA 2 2 2 2\nF3 D 0 -9 3 1 3\n"
     p = read_phenotypes(write(tmp_path, text))
-    assert p.binary.tolist() == [True, True, False, False]
-    assert p.coding == ["0/1", "1/2", None, None]
+    assert p.binary.tolist() == [True, True, False, True, False]
+    assert p.coding == ["0/1", "1/2", None, "1/2", None]
     np.testing.assert_allclose(p.values[:, 1], [0, 1, 1, np.nan])  # 1/2 recoded to 0/1
+    np.testing.assert_allclose(p.values[:, 3], [np.nan, 0, 1, 0])  # plink: 0 is missing
+    np.testing.assert_allclose(p.for_family("poisson").values[:, 3], [0, 1, 2, 1])
+    with pytest.raises(InputError, match=r"phenotype q is not case/control \(values 0.5, 1, 2, 3\).*1/2"):
+        p.for_family("binomial")
+    with pytest.raises(InputError, match="b01, b12, c012 are case/control and q, c0123 are not"):
+        p.infer_family()
+    assert read_phenotypes(p.path, ["b01", "c012"]).infer_family() == "binomial"
+    assert read_phenotypes(p.path, ["q", "c0123"]).infer_family() == "gaussian"
+
+
+def test_byte_order_mark_and_mixed_tabs_and_spaces(tmp_path):
+    """A header written by Excel (UTF-8 BOM) and rows separated by any mix of tabs and spaces, as
+    plink2 accepts; a tab file with empty cells still reads them as missing."""
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeffFID\tIID  y\tz\nF1 A\t1.5 \t2\nF1\t\tB 2.5  3\n".encode())
+    p = read_phenotypes(path)
+    assert p.names == ["y", "z"] and p.iid.tolist() == ["A", "B"]
+    np.testing.assert_allclose(p.values, [[1.5, 2], [2.5, 3]])
+
+
+def test_column_lists_in_plink2_syntax(tmp_path):
+    text = "FID IID age sex PC1 PC2 PC3 PC4 x-y\nF1 A 30 1 .1 .2 .3 .4 5\nF1 B 40 2 .5 .6 .7 .8 6\n"
+    path = write(tmp_path, text)
+    assert read_covariates(path, ["age,sex,PC1-PC3"]).names == ["age", "sex", "PC1", "PC2", "PC3"]
+    assert read_covariates(path, ["PC2-PC4", "age", "x-y"]).names == ["PC2", "PC3", "PC4", "age", "x-y"]
+    with pytest.raises(InputError, match="PC3 comes after PC1"):
+        read_covariates(path, ["PC3-PC1"])
+    with pytest.raises(InputError, match="no column named 'PC1-PC9'"):
+        read_covariates(path, ["PC1-PC9"])
 
 
 def test_non_numeric_phenotype_names_file_sample_and_line(tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ import pandas as pd
 from .._progress import get_logger
 from .._validation import check_file, first_duplicate
 from ..exceptions import AlignmentError, InputError
-from .plink import SampleTable
+from .plink import SampleTable, read_columns, read_fam
 
 MISSING_CODES = frozenset({"", "na", "nan", ".", "-9"})
 MAX_CATEGORY_LEVELS = 100
@@ -48,50 +48,102 @@ class _RawTable:
             if not available:
                 raise InputError(f"{self.path}: no value columns after the sample IDs")
             return available
-        missing = [n for n in names if n not in available]
-        if missing:
-            raise InputError(
-                f"{self.path}: no column named {', '.join(map(repr, missing))} ({flag}); "
-                f"columns are: {' '.join(available)}"
-            )
-        return list(names)
+        return expand_names(names, available, flag, self.path)
+
+
+def expand_names(names: Sequence[str], available: Sequence[str], flag: str, path) -> list[str]:
+    """plink2's column-list syntax: names separated by spaces or commas, and ranges ``PC1-PC10``
+    (every column from PC1 to PC10 in the file's order); a name that is itself a column is taken
+    as it is, dashes and all."""
+    available = list(available)
+    position = {name: k for k, name in enumerate(available)}
+    out: list[str] = []
+    missing: list[str] = []
+    for item in names:
+        for piece in str(item).split(","):
+            piece = piece.strip()
+            if not piece:
+                continue
+            if piece in position:
+                out.append(piece)
+                continue
+            ends = piece.split("-")
+            spans = [("-".join(ends[:k]), "-".join(ends[k:])) for k in range(1, len(ends))]
+            span = next(((a, b) for a, b in spans if a in position and b in position), None)
+            if span is None:
+                missing.append(piece)
+                continue
+            a, b = position[span[0]], position[span[1]]
+            if a > b:
+                raise InputError(f"{path}: {flag} {piece}: {span[0]} comes after {span[1]} in the file")
+            out.extend(available[a : b + 1])
+    if missing:
+        raise InputError(f"{path}: no column named {', '.join(map(repr, missing))} ({flag}); columns are: {' '.join(available)}")
+    return list(dict.fromkeys(out))
+
+
+def _header_tokens(line: str, sep: str, default_prefix: str) -> tuple[list[str], bool]:
+    """(column names, whether ``line`` is a header) for a file's first non-comment line."""
+    tokens = line.rstrip("\r\n").split("\t") if sep == "\t" else line.split()
+    first = tokens[0].lstrip("#").upper()
+    if first == "FID" and len(tokens) > 1 and tokens[1].upper() == "IID":
+        return ["FID", "IID", *tokens[2:]], True
+    if first == "IID":
+        return ["IID", *tokens[1:]], True
+    return ["FID", "IID"] + [f"{default_prefix}{k + 1}" for k in range(len(tokens) - 2)], False  # plink1 layout
 
 
 def _read_table(path: str | os.PathLike, what: str, default_prefix: str) -> _RawTable:
+    """Whitespace-separated as plink2 reads it (any mix of tabs and spaces); where that leaves a
+    row short or long and the header has tabs, tab-separated with empty cells as missing values.
+    A UTF-8 byte-order mark is ignored."""
     path = check_file(path, f"{what} file")
-    header_tokens, n_skip, sep = None, 0, r"\s+"
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+    if path.suffix == ".fam" and what == "phenotype":
+        return _fam_table(path)
+    line, n_skip = None, 0
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        for text in fh:
             n_skip += 1
-            if line.startswith("##") or not line.strip():
-                continue
-            if "\t" in line:
-                sep = "\t"
-            tokens = line.rstrip("\r\n").split("\t") if sep == "\t" else line.split()
-            first = tokens[0].lstrip("#").upper()
-            if first == "FID" and len(tokens) > 1 and tokens[1].upper() == "IID":
-                header_tokens = ["FID", "IID", *tokens[2:]]
-            elif first == "IID":
-                header_tokens = ["IID", *tokens[1:]]
-            else:  # no header: plink1 layout FID IID v1 v2 ...
-                n_skip -= 1
-                header_tokens = ["FID", "IID"] + [f"{default_prefix}{k + 1}" for k in range(len(tokens) - 2)]
-            break
-    if header_tokens is None:
+            if not text.startswith("##") and text.strip():
+                line = text
+                break
+    if line is None:
         raise InputError(f"{path}: the {what} file is empty")
+    try:
+        return _parse_table(path, what, line, n_skip, r"\s+", default_prefix)
+    except InputError:
+        if "\t" not in line:
+            raise
+    return _parse_table(path, what, line, n_skip, "\t", default_prefix)
+
+
+def _fam_table(path: Path) -> _RawTable:
+    """A .fam's phenotype columns (the sixth and any after it, as in GEMMA's example data) as
+    PHENO1, PHENO2, ...: GEMMA's ``-n 1`` is ``--pheno-name PHENO1``."""
+    fam = read_fam(path)  # checks the IDs
+    cells = read_columns(path, 6, ".fam", more=True).iloc[:, 5:]
+    cells.columns = [f"PHENO{k + 1}" for k in range(cells.shape[1])]
+    return _RawTable(path, fam.fid, fam.iid, cells.reset_index(drop=True), 1)
+
+
+def _parse_table(path: Path, what: str, line: str, n_skip: int, sep: str, default_prefix: str) -> _RawTable:
+    header_tokens, is_header = _header_tokens(line, sep, default_prefix)
+    if not is_header:
+        n_skip -= 1
     dup = first_duplicate(header_tokens)
     if dup is not None:
         raise InputError(f"{path}: column name {header_tokens[dup[1]]!r} appears twice in the header")
     try:
         cells = pd.read_csv(
             path, sep=sep, header=None, skiprows=n_skip, dtype=str, na_filter=False, engine="c",
-            skip_blank_lines=True, comment=None, index_col=False,
+            skip_blank_lines=True, comment=None, index_col=False, encoding="utf-8-sig",
         )
     except pd.errors.EmptyDataError:
         cells = pd.DataFrame(columns=header_tokens, dtype=str)
     except (pd.errors.ParserError, ValueError) as exc:
         raise InputError(
-            f"{path}: cannot parse the {what} file ({exc}); every row needs one value per header column"
+            f"{path}: cannot parse the {what} file ({' '.join(str(exc).split())}); every row needs one value "
+            "per header column"
         ) from None
     if cells.shape[1] > len(header_tokens):
         row = int(np.flatnonzero(cells.iloc[:, len(header_tokens):].notna().any(axis=1).to_numpy())[0])
@@ -118,8 +170,9 @@ def _read_table(path: str | os.PathLike, what: str, default_prefix: str) -> _Raw
     dup = first_duplicate(keys)
     if dup is not None:
         a, b = dup
+        sample = f"FID {fid[b]} IID {iid[b]}" if has_fid else f"IID {iid[b]}"
         raise InputError(
-            f"{path}: sample {keys[b]} appears on lines {n_skip + a + 1} and {n_skip + b + 1}; "
+            f"{path}: sample {sample} appears on lines {n_skip + a + 1} and {n_skip + b + 1}; "
             "each sample may appear once"
         )
     return _RawTable(path, fid, iid, cells, n_skip + 1)
@@ -139,7 +192,11 @@ def _parse_numeric(raw: _RawTable, name: str) -> tuple[np.ndarray, np.ndarray]:
 class PhenotypeTable:
     """Phenotypes as read from one file: values (samples x traits, NaN missing), in file order.
 
-    Binary traits are recoded to 0/1 (controls 0, cases 1) whether the file used 0/1 or 1/2.
+    A trait whose values are 0 and 1 is case/control (0 control, 1 case); one whose values are 1
+    and 2, with or without 0, is plink's case/control coding (1 control, 2 case, 0 and -9
+    missing), as plink2 reads a phenotype.  ``values`` holds those recoded to 0/1 (controls 0,
+    cases 1); ``raw`` the numbers as written (-9 and the other missing codes NaN), which a count
+    family (:meth:`for_family`) uses.
     """
 
     path: Path
@@ -149,32 +206,76 @@ class PhenotypeTable:
     values: np.ndarray
     binary: np.ndarray  # bool per trait
     coding: list[str | None]  # '0/1', '1/2' or None (quantitative)
+    raw: np.ndarray | None = None
+
+    def infer_family(self) -> str:
+        """binomial if every trait is case/control, gaussian if none is; both is an error."""
+        binary = [n for n, b in zip(self.names, self.binary) if b]
+        other = [n for n, b in zip(self.names, self.binary) if not b]
+        if binary and other:
+            raise InputError(
+                f"{self.path}: phenotype(s) {', '.join(binary)} are case/control and {', '.join(other)} are not; "
+                "fit them in separate runs (--pheno-name), or give --family for all of them")
+        family = "binomial" if binary else "gaussian"
+        log.info("--family not given: %s, as the phenotype(s) %s %s", family, ", ".join(self.names),
+                 "are case/control (0/1, or plink's 1/2)" if binary else "are not case/control")
+        return family
+
+    def for_family(self, family: str) -> PhenotypeTable:
+        """The values a ``family`` fit uses: case/control traits recoded to 0/1 for binomial (a
+        trait that is not case/control is an error naming its values) and gaussian; the numbers as
+        written for the count families."""
+        if family == "binomial":
+            for k, name in enumerate(self.names):
+                if not self.binary[k]:
+                    raw = self.values[:, k] if self.raw is None else self.raw[:, k]
+                    found = np.unique(raw[~np.isnan(raw)])
+                    shown = ", ".join(f"{v:g}" for v in found[:6]) + (", ..." if len(found) > 6 else "")
+                    raise InputError(
+                        f"{self.path}: phenotype {name} is not case/control (values {shown}); --family binomial "
+                        "reads 0/1 (0 control, 1 case) or plink's 1/2 (1 control, 2 case, 0 and -9 missing)")
+            return self
+        for k, name in enumerate(self.names):
+            if self.binary[k] and family == "gaussian":
+                log.info("phenotype %s is case/control, fitted as gaussian (a linear mixed model) as --family asks",
+                         name)
+        if family in ("gaussian",) or self.raw is None:
+            return self
+        return replace(self, values=self.raw, binary=np.zeros(len(self.names), dtype=bool),
+                       coding=[None] * len(self.names))
 
 
 def read_phenotypes(path: str | os.PathLike, names: Sequence[str] | None = None) -> PhenotypeTable:
-    """Read the named phenotype columns (default: all) and detect binary traits."""
+    """Read the named phenotype columns (default: all) and detect case/control traits."""
     raw = _read_table(path, "phenotype", "PHENO")
     names = raw.select(names, "--pheno-name")
-    columns, binary, coding = [], [], []
+    columns, numbers, binary, coding = [], [], [], []
     for name in names:
         values, bad = _parse_numeric(raw, name)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise InputError(
-                f"{raw.path}: phenotype {name!r} of sample {raw.sample_of(row)} (line "
+                f"{raw.path}: phenotype {name} of sample {raw.sample_of(row)} (line "
                 f"{raw.line_of(row)}) is {raw.cells[name].iloc[row]!r}, not a number; use NA for "
                 "a missing value"
             )
+        numbers.append(values.copy())
         observed = set(np.unique(values[~np.isnan(values)]).tolist())
         code = None
         if observed == {0.0, 1.0}:
             code = "0/1"
-        elif observed == {1.0, 2.0}:
-            code, values = "1/2", values - 1.0
+        elif {1.0, 2.0} <= observed <= {0.0, 1.0, 2.0}:
+            code = "1/2"
+            zeros = int(np.sum(values == 0))
+            if zeros:
+                log.info("phenotype %s: plink case/control coding (1 control, 2 case); %d value(s) 0 read as "
+                         "missing", name, zeros)
+            values = np.where(values == 0, np.nan, values - 1.0)
         columns.append(values)
         binary.append(code is not None)
         coding.append(code)
-    return PhenotypeTable(raw.path, raw.fid, raw.iid, names, np.column_stack(columns), np.array(binary), coding)
+    return PhenotypeTable(raw.path, raw.fid, raw.iid, names, np.column_stack(columns), np.array(binary), coding,
+                          np.column_stack(numbers))
 
 
 @dataclass(frozen=True)
