@@ -3,6 +3,8 @@
 * GCTA binary: ``PREFIX.grm.bin`` (float32 lower triangle with diagonal, row by row),
   ``PREFIX.grm.N.bin`` (float32 pair counts, same layout), ``PREFIX.grm.id`` (FID IID, no header).
 * GCTA text: ``PREFIX.grm.gz`` (``i j N value`` per pair, 1-based, i >= j) with ``PREFIX.grm.id``.
+* GEMMA: ``PREFIX.cXX.txt`` / ``PREFIX.sXX.txt`` (square text matrix, no IDs: the rows follow
+  the .fam it was computed from, given separately).
 * plink2: ``PREFIX.rel`` (text; square, square0 or triangle shape), ``PREFIX.rel.gz``,
   ``PREFIX.rel.bin`` (float64, or float32 from ``bin4``; square or triangle), with
   ``PREFIX.rel.id`` (``#FID IID`` header, or plink 1.9's headerless FID IID).
@@ -47,7 +49,7 @@ def read_id_file(path) -> tuple[np.ndarray, np.ndarray]:
     with a single IID column gives FID = IID)."""
     path = check_file(path, "ID file")
     fids, iids = [], []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             fields = line.split()
             if not fields or fields[0].startswith("#"):
@@ -216,14 +218,36 @@ def read_rel(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                      f"{bad + 1} (triangle)")
 
 
+def read_gemma(path, id_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(matrix, fid, iid) from GEMMA's ``-gk`` output (``PREFIX.cXX.txt`` / ``.sXX.txt``: the
+    square matrix as text, rows in the order of the .fam it was computed from), with the IDs from
+    ``id_path`` (that .fam, or an FID IID file)."""
+    path = check_file(path, "GEMMA kinship")
+    if id_path is None:
+        raise InputError(f"{path}: a GEMMA kinship has no sample IDs; give the .fam it was computed from "
+                         "(--grm-ids FILE.fam, or --bfile)")
+    fid, iid = read_id_file(id_path)
+    try:
+        matrix = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise InputError(f"{path}: not a GEMMA kinship matrix ({' '.join(str(exc).split())})") from None
+    if matrix.shape != (len(iid), len(iid)):
+        raise InputError(f"{path}: a {matrix.shape[0]} x {matrix.shape[1]} matrix, but {id_path} lists {len(iid)} "
+                         "samples; give the .fam the kinship was computed from")
+    return matrix, fid, iid
+
+
 def kinship_format(path: str | os.PathLike) -> str:
-    """'h5', 'gcta' or 'rel' from a file name (a GCTA prefix without extension counts as gcta)."""
+    """'h5', 'gcta', 'rel' or 'gemma' from a file name (a GCTA prefix without extension counts
+    as gcta; GEMMA's kinship is PREFIX.cXX.txt or PREFIX.sXX.txt)."""
     name = str(path)
     if name.endswith((".h5", ".hdf5")):
         return "h5"
+    if name.endswith((".cXX.txt", ".sXX.txt")):
+        return "gemma"
     if name.endswith((".rel", ".rel.gz", ".rel.bin")):
         return "rel"
     if name.endswith((".grm.bin", ".grm.gz", ".grm.id", ".grm")) or Path(name + ".grm.id").exists():
         return "gcta"
     raise InputError(f"{path}: cannot tell the kinship format; use .h5 (gwas-glmm), "
-                     "PREFIX.grm.bin/.grm.gz (GCTA) or .rel/.rel.gz/.rel.bin (plink2)")
+                     "PREFIX.grm.bin/.grm.gz (GCTA), .rel/.rel.gz/.rel.bin (plink2) or .cXX.txt/.sXX.txt (GEMMA)")

@@ -8,26 +8,29 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import InputError
-from ..io.kinship_formats import kinship_format, read_gcta, read_rel, write_gcta, write_rel
+from ..io.kinship_formats import kinship_format, read_gcta, read_gemma, read_rel, write_gcta, write_rel
 from .kinship import Kinship
 from .store import load_kinship, save_kinship
 
 
 def read_kinship(path: str | os.PathLike, *, loco: str | None = None, sparse: bool = False,
-                 check_psd: bool = True) -> Kinship:
-    """A :class:`Kinship` from gwas-glmm HDF5, GCTA (.grm.bin/.grm.gz + .grm.id) or plink2
-    (.rel/.rel.gz/.rel.bin + .rel.id).  Foreign matrices are validated (symmetric, finite, PSD)."""
+                 check_psd: bool = True, ids=None) -> Kinship:
+    """A :class:`Kinship` from gwas-glmm HDF5, GCTA (.grm.bin/.grm.gz + .grm.id), plink2
+    (.rel/.rel.gz/.rel.bin + .rel.id) or GEMMA (.cXX.txt/.sXX.txt, with ``ids``: the .fam it was
+    computed from).  Foreign matrices are validated (symmetric, finite, PSD)."""
     fmt = kinship_format(path)
     if fmt == "h5":
         return load_kinship(path, loco=loco, sparse=sparse)
     if loco is not None or sparse:
         raise InputError(f"{path}: LOCO and sparse matrices are only stored in gwas-glmm .h5 kinship files")
+    counts = None
     if fmt == "gcta":
         matrix, counts, fid, iid = read_gcta(path)
+    elif fmt == "gemma":
+        matrix, fid, iid = read_gemma(path, ids)
     else:
         matrix, fid, iid = read_rel(path)
-        counts = None
-    meta = {"source": str(path), "format": fmt, "definition": f"imported from {Path(path).name}"}
+    meta = {"source": str(path), "source_format": fmt, "definition": f"imported from {Path(path).name}"}
     kin = Kinship.from_array(matrix, iid=iid, fid=fid, source=str(path), check_psd=check_psd, meta=meta)
     if counts is not None:
         kin.meta["has_counts"] = True
