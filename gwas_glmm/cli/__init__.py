@@ -2,49 +2,56 @@
 
 from __future__ import annotations
 
+import platform
+import shlex
 import sys
-from pathlib import Path
 
-from .._progress import close_logging, setup_logging
-from ..exceptions import GwasGlmmError
+from .. import __version__
+from .._progress import add_log_file, close_logging, setup_logging
+from ..exceptions import GwasGlmmError, InputError
 from .parser import get_parser
 
 __all__ = ["get_parser", "main"]
 
 
-def _log_path(args) -> Path | None:
-    if args.runner == "demo":
-        return Path(args.out) / "demo.log"
-    if args.runner == "report":
-        return Path(f"{args.out}.report.log")
-    out = args.grm if args.runner == "eigen" else args.out
-    for suffix in (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz", ".rel"):
-        if out.endswith(suffix):
-            return Path(out[: -len(suffix)] + ".log")
-    return Path(f"{out}.log")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run one subcommand; returns the exit code (0 success, 1 input error, 2 usage error)."""
+    """Run one subcommand; returns the exit code (0 success, 1 input error, 2 usage error, 130
+    interrupted)."""
     parser = get_parser()
     args = parser.parse_args(argv)
     if getattr(args, "runner", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    from .common import check_outputs, log_path
     from .runners import RUNNERS, set_threads
 
-    log = setup_logging(_log_path(args), verbose=args.verbose)
-    log.info("gwas-glmm %s", " ".join(sys.argv[1:] if argv is None else argv))
+    log = setup_logging(verbose=args.verbose)
+    command = shlex.join(["gwas-glmm", *(sys.argv[1:] if argv is None else argv)])
     try:
+        check_outputs(args)  # before the log is opened: it may be the input an output would overwrite
+        try:
+            add_log_file(log_path(args))
+        except OSError as exc:
+            raise InputError(f"cannot write the log {log_path(args)} ({exc.strerror}); choose a writable --out") from None
+        log.info("gwas-glmm %s (Python %s): %s", __version__, platform.python_version(), command)
         set_threads(args.threads)
         RUNNERS[args.runner](args)
     except GwasGlmmError as exc:
         message = " ".join(str(exc).split())
         log.error("gwas-glmm %s: error: %s", args.command, message)
         return 1
+    except OSError as exc:  # a read-only or full folder, a file removed under us: one line, not a traceback
+        log.debug("gwas-glmm %s: error", args.command, exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("gwas-glmm %s: error: %s%s (check that the output folder is writable and has free space)",
+                  args.command, where, exc.strerror or exc)
+        return 1
     except KeyboardInterrupt:
-        log.error("gwas-glmm %s: interrupted", args.command)
+        log.error("gwas-glmm %s: interrupted%s", args.command, _RESUME.get(args.runner, ""))
         return 130
     finally:
         close_logging()
     return 0
+
+
+_RESUME = {"scan": "; run the same command again to resume from the blocks already done"}

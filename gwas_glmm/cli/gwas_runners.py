@@ -11,7 +11,7 @@ import numpy as np
 from .._progress import get_logger
 from ..exceptions import InputError
 from ..provenance import provenance
-from .common import selection
+from .common import null_path, selection
 
 log = get_logger("cli")
 
@@ -20,39 +20,49 @@ def _params(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
 
 
-def _null_path(out: str) -> Path:
-    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.null.h5")
-
-
 def print_estimate(estimate) -> None:
     for line in estimate.lines():
         log.info("%s", line)
 
 
-def _dry_run_null(args: argparse.Namespace, pheno, covar) -> None:
+def _grm_ids(args: argparse.Namespace) -> str | None:
+    """Where a GEMMA kinship's sample IDs come from: --grm-ids, else the --bfile's .fam."""
+    if args.grm_ids:
+        return args.grm_ids
+    return f"{args.bfile[:-4] if args.bfile.endswith(('.bed', '.bim', '.fam')) else args.bfile}.fam" \
+        if args.bfile else None
+
+
+def _dry_run_null(args: argparse.Namespace, pheno, covar, kin_ids) -> None:
     from .. import sizing
     from ..gwas.nullfit import kinship_samples
     from ..io.pheno import align_samples
-    from ..kinship.store import kinship_header, loco_names
+    from ..kinship.store import loco_names
 
-    fid, iid, eigen_stored = kinship_header(args.grm)
+    fid, iid, eigen_stored, h5 = kin_ids
     aligned = align_samples(kinship_samples(fid, iid), pheno, covar)
     n = int((~np.isnan(aligned.y).any(axis=1)).sum())
     est = sizing.estimate_null(n, aligned.x.shape[1] + 1, len(aligned.pheno_names), family=args.family,
                                eigen_stored=eigen_stored, matrix_n=len(iid), speed=sizing.MachineSpeed.measure(),
-                               base=sizing.process_rss(), loco_parts=len(loco_names(args.grm)) if args.loco else 0)
+                               base=sizing.process_rss(),
+                               loco_parts=len(loco_names(args.grm)) if args.loco and h5 else 0)
     print_estimate(est)
 
 
 def run_null(args: argparse.Namespace) -> None:
     from ..gwas.nullfit import fit_null_models
     from ..gwas.store import save_nulls
+    from ..io.kinship_formats import kinship_format
     from ..io.pheno import read_covariates, read_phenotypes
-    from ..kinship.store import load_kinship
+    from ..kinship.files import read_kinship
+    from ..kinship.store import grm_chromosomes, kinship_header
 
     started = time.perf_counter()
-    out = _null_path(args.out)
+    out = null_path(args.out)
+    h5 = kinship_format(args.grm) == "h5"
     pheno = read_phenotypes(args.pheno, args.pheno_name)
+    args.family = args.family or pheno.infer_family()
+    pheno = pheno.for_family(args.family)
     extra = args.offset or args.exposure
     if extra and not args.covar:
         raise InputError(f"--{'offset' if args.offset else 'exposure'} {extra} names a column of the covariate "
@@ -61,17 +71,25 @@ def run_null(args: argparse.Namespace) -> None:
         else args.covar_name
     covar = read_covariates(args.covar, names) if args.covar else None
     if args.dry_run:
-        return _dry_run_null(args, pheno, covar)
-    kin = load_kinship(args.grm)
+        if h5:
+            return _dry_run_null(args, pheno, covar, (*kinship_header(args.grm), True))
+        kin = read_kinship(args.grm, ids=_grm_ids(args))
+        return _dry_run_null(args, pheno, covar, (kin.fid, kin.iid, False, False))
+    kin = read_kinship(args.grm, ids=_grm_ids(args))
     log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
              "stored (reused)" if kin.eigen is not None else "not stored")
+    loco = args.loco and h5
+    if args.loco and not h5:
+        log.info("%s is an imported kinship without LOCO parts: the scan will use it whole (a GRM from "
+                 "gwas-glmm grm has them)", args.grm)
     nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family,
-                                                             loco_from=args.grm if args.loco else None,
+                                                             loco_from=args.grm if loco else None,
                                                              offset=args.offset, exposure=args.exposure,
-                                                             bfile=_calibration_bfile(args) if args.loco else None)
+                                                             bfile=_calibration_bfile(args) if loco else None)
     if not nulls:
         raise InputError("no phenotype could be fitted; see the errors above")
     save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,
+               grm_chromosomes=grm_chromosomes(args.grm) if h5 else None,
                provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
                                         parameters=_params(args), started=started), "status": statuses})
     log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
@@ -155,7 +173,7 @@ def run_scan(args: argparse.Namespace) -> None:
     for fast_only in ((True, False) if light else (False,)):
         nulls, fid, iid, attrs = load_nulls(args.null, fast_only=fast_only)
         scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
-                    kinship_path=str(attrs.get("grm", "")) or None)
+                    kinship_path=str(attrs.get("grm", "")) or None, grm_chromosomes=attrs.get("grm_chromosomes"))
         if not (fast_only and scan.needs_calibration):
             break
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),

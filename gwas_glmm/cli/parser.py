@@ -21,7 +21,8 @@ def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
 
 def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0) -> None:
     g = p.add_argument_group("variant selection")
-    g.add_argument("--chr", nargs="+", metavar="CHR", help="keep these chromosomes (1 or chr1)")
+    g.add_argument("--chr", nargs="+", metavar="CHR",
+                   help="keep these chromosomes: 1 or chr1, X or 23, lists 1,2 and ranges 1-22 as plink2 reads them")
     g.add_argument("--extract", metavar="FILE", help="keep the variant IDs listed in FILE")
     g.add_argument("--exclude", metavar="FILE", help="drop the variant IDs listed in FILE")
     g.add_argument("--maf", type=float, default=maf, help=f"minimum minor allele frequency (default {maf})")
@@ -101,7 +102,9 @@ def _add_kinship_commands(sub) -> None:
                           "symmetric, finite, PSD, unique IDs) and write it in the format given by --out's "
                           "name: .h5, .grm.bin, .grm.gz, .rel, .rel.gz, .rel.bin.")
     conv.add_argument("--kinship", required=True, metavar="FILE",
-                      help=".h5, PREFIX.grm.bin / .grm.gz (GCTA), .rel / .rel.gz / .rel.bin (plink2)")
+                      help=".h5, PREFIX.grm.bin / .grm.gz (GCTA), .rel / .rel.gz / .rel.bin (plink2), "
+                      ".cXX.txt / .sXX.txt (GEMMA, with --grm-ids)")
+    conv.add_argument("--grm-ids", metavar="FILE", help="a GEMMA kinship's sample IDs: the .fam it was computed from")
     conv.add_argument("--out", required=True, metavar="FILE")
     conv.add_argument("--pedigree", action="store_true",
                       help="--kinship is a .fam: build the pedigree kinship (twice the kinship coefficient)")
@@ -115,13 +118,21 @@ def _add_gwas_commands(sub) -> None:
                           description="Fit the GLMM without variants (GRM as a known-covariance random effect; "
                           "Gaussian by REML in the GRM's stored eigenbasis, others by PQL/AI-REML) and save "
                           "everything the scan needs to FILE.h5.")
-    null.add_argument("--grm", required=True, metavar="FILE.h5", help="kinship file from gwas-glmm grm")
-    null.add_argument("--pheno", required=True, metavar="FILE")
-    null.add_argument("--pheno-name", nargs="+", metavar="NAME", help="phenotype columns (default: all)")
+    null.add_argument("--grm", required=True, metavar="FILE",
+                      help="kinship: FILE.h5 from gwas-glmm grm (LOCO parts, stored eigendecomposition), or imported "
+                      "as it is: GCTA PREFIX.grm.bin/.grm.gz, plink2 .rel/.rel.gz/.rel.bin, GEMMA .cXX.txt/.sXX.txt")
+    null.add_argument("--grm-ids", metavar="FILE", help="a GEMMA kinship's sample IDs: the .fam it was computed from "
+                      "(default: --bfile's .fam)")
+    null.add_argument("--pheno", required=True, metavar="FILE",
+                      help="phenotype file (FID IID name...), or a .fam: its 6th and later columns as PHENO1, PHENO2, ...")
+    null.add_argument("--pheno-name", nargs="+", metavar="NAME",
+                      help="phenotype columns (default: all), as plink2 lists them: a,b or a b, ranges PC1-PC10")
     null.add_argument("--covar", metavar="FILE")
-    null.add_argument("--covar-name", nargs="+", metavar="NAME", help="covariate columns (default: all)")
-    null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default="gaussian",
-                      help="negbin: NB2 with its dispersion estimated alongside (PQL)")
+    null.add_argument("--covar-name", nargs="+", metavar="NAME",
+                      help="covariate columns (default: all), as plink2 lists them: age,sex,PC1-PC10")
+    null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default=None,
+                      help="default: binomial if the phenotypes are case/control (0/1, or plink's 1/2 with 0 and -9 "
+                      "missing), gaussian if not (logged); negbin: NB2 with its dispersion estimated alongside (PQL)")
     off = null.add_mutually_exclusive_group()
     off.add_argument("--offset", metavar="COL", help="covariate-file column used as an offset on the link scale "
                      "(taken out of the covariates)")

@@ -19,10 +19,10 @@ from ..io.tables import write_tsv
 from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
 from ..kinship.files import read_kinship, write_kinship
 from ..kinship.grm import grm_memory_bytes
-from ..kinship.store import KinshipWriter, add_eigen
+from ..kinship.store import KinshipWriter, add_eigen, grm_chromosomes
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
-from .common import selection
+from .common import grm_path, selection
 from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
@@ -95,10 +95,11 @@ def run_demo(args: argparse.Namespace) -> None:
     for trait, family in (("qt", "gaussian"), ("bt1", "binomial")):
         nulls, statuses, fid, iid, covar_names = fit_null_models(kinship, read_phenotypes(f"{prefix}.pheno", [trait]),
                                                                  covar, family, loco_from=grm_path)
+        chroms = grm_chromosomes(grm_path)
         null_path = save_nulls(f"{prefix}.{trait}.null.h5", nulls, fid=fid, iid=iid, grm=str(grm_path),
-                               covar_names=covar_names, provenance={"status": statuses})
+                               covar_names=covar_names, provenance={"status": statuses}, grm_chromosomes=chroms)
         scan = Scan(fileset, nulls, fid, iid, np.arange(fileset.n_variants), str(prefix),
-                    ScanConfig(threads=args.threads or 2), kinship_path=grm_path)
+                    ScanConfig(threads=args.threads or 2), kinship_path=grm_path, grm_chromosomes=chroms)
         results = scan.run()[trait]
         table = read_results(results)
         plots = (manhattan(table, f"{prefix}.{trait}.manhattan.png", title=f"{trait} ({family})"),
@@ -123,10 +124,6 @@ def run_demo(args: argparse.Namespace) -> None:
     log.info("  %s (this log)", out / "demo.log")
 
 
-def _grm_path(out: str) -> Path:
-    return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.grm.h5")
-
-
 def run_grm(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     fileset, variants, samples = selection(args)
@@ -136,7 +133,7 @@ def run_grm(args: argparse.Namespace) -> None:
         log.info("thinning: %d of %d variants kept (seed %d)", len(variants), before, args.seed)
     config = GrmConfig(missing=args.missing, min_maf=args.maf, min_mac=args.mac, max_missing=args.geno,
                        double=args.double, block_size=args.block_size, loco=args.loco)
-    out = _grm_path(args.out)
+    out = grm_path(args.out)
     n = fileset.n_samples if samples is None else len(samples)
     if args.dry_run:
         from .. import sizing
@@ -180,7 +177,7 @@ def run_convert_kinship(args: argparse.Namespace) -> None:
     if args.pedigree:
         kinship = pedigree_kinship(read_fam(args.kinship), source=args.kinship)
     else:
-        kinship = read_kinship(args.kinship)
+        kinship = read_kinship(args.kinship, ids=args.grm_ids)
     log.info("%r read from %s", kinship, args.kinship)
     paths = write_kinship(args.out, kinship)
     log.info("written: %s", ", ".join(str(p) for p in paths))
