@@ -41,3 +41,36 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator:
     """Open a temporary file for writing; it becomes ``path`` only if the block succeeds."""
     with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str) -> Iterator[None]:  # what: e.g. "a scan with --out X"
+    """Hold an exclusive lock on ``path`` (created if needed) for the block, or raise at once if
+    another process (or another run in this one) holds it: two runs writing the same outputs
+    would overwrite each other's checkpoints.  The operating system drops the lock when the
+    holder dies, so a killed run never leaves a stale lock; the holder removes the file when done."""
+    import fcntl
+
+    from .exceptions import InputError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise InputError(f"{what} is already running ({holder}; lock {path}); wait for it to finish or "
+                             "choose another --out") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"process {os.getpid()} on {os.uname().nodename}")
+            fh.flush()
+            yield
+        finally:
+            path.unlink(missing_ok=True)  # still held: no other run can have taken it
+    finally:
+        fh.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 import dask
 import numpy as np
 
-from .._atomic import atomic_path
+from .._atomic import atomic_path, exclusive
 from .._progress import get_logger, progress
 from ..exceptions import AlignmentError, InputError
 from ..genotype.stats import VariantFilter
@@ -193,7 +193,12 @@ class Scan:
     def run(self, *, show_progress: bool = True, client=None) -> dict[str, Path]:
         """Scan every block not yet checkpointed, then write the results.  ``client``: a
         ``distributed.Client``; the null models are sent to its workers once and the blocks are
-        scheduled on them by variant range; without it, dask threads in this process."""
+        scheduled on them by variant range; without it, dask threads in this process.  One run
+        at a time per output prefix (a lock on OUT.ckpt.lock)."""
+        with exclusive(f"{self.out}.ckpt.lock", f"a scan with --out {self.out}"):
+            return self._run(show_progress, client)
+
+    def _run(self, show_progress: bool, client) -> dict[str, Path]:
         self.ckpt.mkdir(parents=True, exist_ok=True)
         manifest = self.ckpt / "manifest.json"
         if manifest.exists() and json.loads(manifest.read_text()).get("key") != self.key:
