@@ -6,6 +6,7 @@ dask-jobqueue on SLURM, PBS or SGE (``--cluster``).  No scheduling of our own: d
 from __future__ import annotations
 
 import contextlib
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class ClusterResources:
     queue: str | None = None
     account: str | None = None
     local_directory: str | None = None  # node-local scratch, e.g. $TMPDIR
+    wait: float = 1800.0  # seconds to wait for the first worker's job to start
 
 
 def _jobqueue(kind: str):
@@ -50,8 +52,15 @@ def _options(kind: str, resources: ClusterResources) -> dict:
 
 
 def jobqueue_cluster(kind: str, resources: ClusterResources):
-    """An (unscaled) dask-jobqueue cluster: starts the scheduler in this process, submits nothing."""
-    return getattr(_jobqueue(kind), JOBQUEUE[kind])(**_options(kind, resources))
+    """An (unscaled) dask-jobqueue cluster: starts the scheduler in this process, submits nothing.
+    The batch system's submit command (sbatch, qsub) must be on the PATH: without it
+    dask-jobqueue logs a traceback in the background and the scan would wait for ever."""
+    cls = getattr(_jobqueue(kind), JOBQUEUE[kind])
+    submit = getattr(cls.job_cls, "submit_command", None) or {"slurm": "sbatch"}.get(kind, "qsub")
+    if shutil.which(submit) is None:
+        raise InputError(f"--cluster {kind}: {submit} is not on the PATH of this machine; run on a login node of "
+                         "the cluster, or start dask workers yourself and pass --scheduler")
+    return cls(**_options(kind, resources))
 
 
 def job_script(kind: str, resources: ClusterResources) -> str:
@@ -90,5 +99,9 @@ def scan_client(*, scheduler: str | None = None, cluster: str | None = None,
         with Client(jq) as client:
             log.info("%s cluster: %d jobs of %d cores and %s requested; dashboard %s", cluster, resources.jobs,
                      resources.cores, resources.memory, client.dashboard_link)
-            client.wait_for_workers(1)
+            try:
+                client.wait_for_workers(1, timeout=resources.wait)
+            except TimeoutError:
+                raise InputError(f"--cluster {cluster}: no worker started within {resources.wait:g} s; check the jobs "
+                                 "(squeue / qstat) and their logs, or raise --cluster-wait") from None
             yield client
