@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_path
+from ._validation import check_file
+from .exceptions import InputError
+from .io.chrom import chrom_name, chrom_sort_key
 
 
 def _figure_modules():
@@ -19,20 +22,44 @@ def _figure_modules():
     return plt
 
 
-def read_results(path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", usecols=["CHROM", "GENPOS", "ID", "LOG10P"], dtype={"CHROM": str})
+RESULT_COLUMNS = ("CHROM", "GENPOS", "ID", "LOG10P")
+
+
+def require_columns(path, names, needed) -> None:
+    """One clear line when a results file lacks a column these steps read."""
+    missing = [c for c in needed if c not in names]
+    if missing:
+        raise InputError(f"{path}: no {', '.join(missing)} column; give a results file written by gwas-glmm scan")
+
+
+def read_results(path, *, needed=RESULT_COLUMNS, everything: bool = False) -> pd.DataFrame:
+    """A results file's columns for plots (``needed``, and CHISQ and A1FREQ where present), or
+    all of them; anything that is not a results file is one line naming it."""
+    path = check_file(path, "results file")
+    try:
+        names = list(pd.read_csv(path, sep="\t", nrows=0).columns)
+        require_columns(path, names, needed)
+        wanted = None if everything else [c for c in names if c in (*needed, "CHISQ", "A1FREQ")]
+        return pd.read_csv(path, sep="\t", usecols=wanted, dtype={"CHROM": str, "ID": str}, na_values="NA",
+                           keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a results file written by gwas-glmm scan ({' '.join(str(exc).split())[:200]})") \
+            from None
 
 
 def manhattan(results: pd.DataFrame, path, *, title: str = "", threshold: float = 5e-8) -> Path:
+    """Chromosomes in genome order (1..22, X, Y, XY, MT, then others), each labelled by its name."""
     plt = _figure_modules()
-    df = results.copy()
-    df["chrom_num"] = pd.to_numeric(df.CHROM.str.replace("chr", "", case=False), errors="coerce")
+    df = results[np.isfinite(results.LOG10P.to_numpy(dtype=float))].copy()
+    names = df.CHROM.astype(str)
+    order = {c: k for k, c in enumerate(sorted(names.unique(), key=chrom_sort_key))}
+    df["chrom_num"] = names.map(order)
     df = df.sort_values(["chrom_num", "GENPOS"])
     offsets, ticks, labels, start = {}, [], [], 0
     for chrom, g in df.groupby("chrom_num", sort=True):
         offsets[chrom] = start - g.GENPOS.min()
         ticks.append(start + (g.GENPOS.max() - g.GENPOS.min()) / 2)
-        labels.append(str(int(chrom)))
+        labels.append(chrom_name(g.CHROM.iloc[0]))
         start += g.GENPOS.max() - g.GENPOS.min() + 1
     x = df.GENPOS + df.chrom_num.map(offsets)
     fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -49,14 +76,29 @@ def manhattan(results: pd.DataFrame, path, *, title: str = "", threshold: float 
     return Path(path)
 
 
-def qq(results: pd.DataFrame, path, *, title: str = "") -> Path:
+def plot_lambda(results: pd.DataFrame) -> float:
+    """lambda_GC (median) over the rows with a test: from CHISQ where the file has it, else from
+    LOG10P; rows without a test (NA: too rare, monomorphic) do not count."""
     from scipy import stats
 
+    from .gwas.scanner import genomic_control
+
+    if "CHISQ" in results:
+        chisq = results.CHISQ.to_numpy(dtype=float)
+    else:
+        chisq = stats.chi2.isf(10.0 ** -results.LOG10P.to_numpy(dtype=float), 1)
+    return genomic_control(chisq)["median"]
+
+
+def qq(results: pd.DataFrame, path, *, title: str = "") -> Path:
     plt = _figure_modules()
-    obs = np.sort(results.LOG10P.to_numpy())[::-1]
+    obs = results.LOG10P.to_numpy(dtype=float)
+    obs = np.sort(obs[np.isfinite(obs)])[::-1]
     n = len(obs)
+    if n == 0:
+        raise InputError("no variant with a test to plot (every LOG10P is NA)")
     expected = -np.log10((np.arange(1, n + 1) - 0.5) / n)
-    lam = np.median(stats.chi2.isf(10.0 ** -obs, 1)) / stats.chi2.ppf(0.5, 1)
+    lam = plot_lambda(results)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.scatter(expected, obs, s=3, rasterized=True)
     top = max(expected.max(), obs.max()) * 1.02

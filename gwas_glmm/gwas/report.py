@@ -14,6 +14,8 @@ import pandas as pd
 from .._atomic import atomic_path
 from .._validation import check_file
 from ..exceptions import InputError
+from ..io.chrom import chrom_sort_key
+from ..plot import require_columns
 from .scanner import COMMON_MAF, genomic_control
 
 
@@ -23,11 +25,6 @@ class MergeSummary:
     n_files: int
     n_variants: int
     lambda_gc: dict
-
-
-def _chrom_key(chrom: str) -> tuple:
-    c = chrom.lower().removeprefix("chr")
-    return (0, int(c), "") if c.isdigit() else (1, 0, c)
 
 
 def _read_body(path: Path) -> tuple[str, bytes]:
@@ -41,13 +38,6 @@ def _read_body(path: Path) -> tuple[str, bytes]:
     return header.decode(), body
 
 
-def _require(path, names, needed) -> None:
-    """One clear line when a results file lacks a column these steps read."""
-    missing = [c for c in needed if c not in names]
-    if missing:
-        raise InputError(f"{path}: no {', '.join(missing)} column; give a results file written by gwas-glmm scan")
-
-
 def merge_results(paths, out) -> MergeSummary:
     """Concatenate results files (same columns) in genome order, each once, into ``out``."""
     paths = [Path(p) for p in paths]
@@ -59,12 +49,12 @@ def merge_results(paths, out) -> MergeSummary:
         if parts and header != parts[0][1]:
             raise InputError(f"{path}: its columns differ from {parts[0][0]}'s; merge results of one phenotype")
         first = body.split(b"\n", 1)[0].decode().split("\t")
-        key = (_chrom_key(first[0]), int(first[1])) if body else ((2, 0, ""), 0)
+        key = (chrom_sort_key(first[0]), int(first[1])) if body else ((2, 0, ""), 0)
         parts.append((path, header, body, key))
     parts.sort(key=lambda p: p[3])
     chisq, freq, n = [], [], 0
     names = parts[0][1].split("\t")
-    _require(parts[0][0], names, ["CHISQ"])
+    require_columns(parts[0][0], names, ["CHISQ"])
     cols = [names.index(c) for c in ("CHISQ", "A1FREQ") if c in names]  # A1FREQ: the lambda among MAF >= 1%
     with atomic_path(out) as tmp, open(tmp, "wb") as raw, \
             gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="", compresslevel=4) as gz:
@@ -84,11 +74,9 @@ def merge_results(paths, out) -> MergeSummary:
 
 def write_report(results_path, prefix, *, top: int = 20) -> list[Path]:
     """PREFIX.manhattan.png, PREFIX.qq.png and PREFIX.report.md for one results file."""
-    from ..plot import manhattan, qq
+    from ..plot import manhattan, qq, read_results
 
-    check_file(results_path, "results file")
-    table = pd.read_csv(results_path, sep="\t", dtype={"CHROM": str})
-    _require(results_path, table.columns, ["CHROM", "GENPOS", "CHISQ", "LOG10P"])
+    table = read_results(results_path, needed=("CHROM", "GENPOS", "CHISQ", "LOG10P"), everything=True)
     name = Path(results_path).name
     plots = [manhattan(table, f"{prefix}.manhattan.png", title=name), qq(table, f"{prefix}.qq.png", title=name)]
     lam = genomic_control(table["CHISQ"].to_numpy(dtype=float),
