@@ -74,7 +74,7 @@ def test_simulate_then_freq(tmp_path, capsys):
 @pytest.mark.parametrize("argv, expected", [
     (["freq", "--bfile", "{tmp}/nothere", "--out", "{tmp}/o"], "not found"),
     (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--extract", "{tmp}/none.txt"], "not found"),
-    (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--maf", "0.9"], "min_maf"),
+    (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--maf", "0.9"], "--maf must lie in"),
     (["freq", "--bfile", "{tmp}/c", "--out", "{tmp}/o", "--threads", "0"], "--threads"),
     (["simulate", "--out", "{tmp}/s", "--n-samples", "2"], "n_samples"),
 ])

@@ -168,3 +168,74 @@ def test_read_only_output_folder_is_one_line(work, capsys):
         one_line_error(capsys, "cannot write")
     finally:
         d.chmod(0o755)
+
+
+@pytest.fixture(scope="module")
+def null_file(work):
+    assert main(["null", "--grm", str(work / "c.grm.h5"), "--pheno", str(work / "c.pheno"), "--pheno-name", "qt",
+                 "--out", str(work / "qt")]) == 0
+    return work / "qt.null.h5"
+
+
+def test_bad_values_and_missing_tools_are_one_line_before_any_work(work, null_file, capsys, monkeypatch):
+    scan = ["scan", "--bfile", str(work / "c"), "--null", str(null_file), "--out", str(work / "v")]
+    cases = [
+        (["simulate", "--out", str(work / "s"), "--seed", "-1"], "--seed must be"),
+        (["report", "--results", str(work / "none.tsv.gz"), "--out", str(work / "r"), "--top", "-1"], "--top"),
+        ([*scan, "--block-size", "0"], "--block-size"),
+        ([*scan, "--maf", "0.7"], "--maf"),
+        ([*scan, "--cluster", "slurm", "--cluster-wait", "5"], "sbatch is not on the PATH"),
+    ]
+    if shutil.which("sbatch") is not None:
+        cases.pop()
+    for argv, fragment in cases:
+        capsys.readouterr()
+        assert main(argv) == 1, argv
+        one_line_error(capsys, fragment)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "pyarrow" else real(name, *a))
+    capsys.readouterr()
+    assert main([*scan, "--parquet"]) == 1
+    one_line_error(capsys, "--parquet needs pyarrow")
+    assert [p.name for p in work.glob("v.*")] == ["v.log"]  # checked before the scan: no checkpoint, no results
+
+
+def test_two_scans_with_one_out_do_not_collide(work, null_file, capsys):
+    """The second is one line naming the first; it leaves no checkpoint folder behind."""
+    from gwas_glmm._atomic import exclusive
+
+    out = work / "twice"
+    with exclusive(f"{out}.ckpt.lock", "a scan"):
+        assert main(["scan", "--bfile", str(work / "c"), "--null", str(null_file), "--out", str(out)]) == 1
+        one_line_error(capsys, f"a scan with --out {out} is already running", f"process {os.getpid()}")
+        assert not (work / "twice.ckpt").exists()
+    assert main(["scan", "--bfile", str(work / "c"), "--null", str(null_file), "--out", str(out)]) == 0
+    assert not list(work.glob("twice.ckpt*"))
+
+
+def test_plot_reads_results_only_and_counts_tested_rows(work, null_file, capsys):
+    from gwas_glmm.plot import plot_lambda, read_results
+
+    assert main(["scan", "--bfile", str(work / "c"), "--null", str(null_file), "--out", str(work / "p")]) == 0
+    table = pd.read_csv(work / "p.qt.tsv.gz", sep="\t", dtype=str, keep_default_na=False)
+    table.loc[::10, ["BETA", "SE", "CHISQ", "P", "LOG10P"]] = "NA"  # rows without a test, as other tools write
+    table.to_csv(work / "na.tsv.gz", sep="\t", index=False)
+    results = read_results(work / "na.tsv.gz")
+    assert results.LOG10P.isna().sum() == len(results[::10])
+    lam = plot_lambda(results)
+    assert np.isfinite(lam) and 0.5 < lam < 2
+    assert main(["plot", "--results", str(work / "na.tsv.gz"), "--out", str(work / "p")]) == 0
+    assert f"lambda_GC {lam:.3f}" in capsys.readouterr().err
+    for bad, fragment in ((work / "nothere.tsv.gz", "not found"), (work / "c.pheno", "no CHROM, GENPOS")):
+        assert main(["plot", "--results", str(bad), "--out", str(work / "bad")]) == 1
+        one_line_error(capsys, fragment)
+    assert not list(work.glob("bad.*.png"))
+
+
+def test_progress_is_logged_with_rate_and_eta_when_stderr_is_not_a_terminal(work, monkeypatch):
+    monkeypatch.setenv("GWAS_GLMM_PROGRESS_INTERVAL", "0")
+    assert main(["freq", "--bfile", str(work / "c"), "--out", str(work / "prog"), "--block-size", "100"]) == 0
+    lines = [t for t in (work / "prog.log").read_text().splitlines() if "genotypes:" in t]
+    assert lines and "var/s" in lines[-1] and "ETA" in lines[-1] and "1200/1200" in lines[-1]

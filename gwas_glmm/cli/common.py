@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .._progress import get_logger
+from .._validation import check_fraction, check_positive_int
 from ..exceptions import InputError
 from ..io.pheno import read_sample_list
 from ..io.plink import PlinkFileset, plink_paths, read_id_list, select_variants
@@ -113,3 +114,24 @@ def check_outputs(args: argparse.Namespace) -> None:
             if _same(out, path):
                 raise InputError(f"--out {args.out} would overwrite {path}, the input given with {flag}; "
                                  "choose another --out")
+
+
+_AT_LEAST_ONE = ("threads", "block_size", "top", "cluster_jobs", "cluster_cores", "thin_count")
+_NOT_NEGATIVE = ("seed", "mac", "psd_tol")
+_FRACTIONS = {"maf": 0.5, "geno": 1.0, "thin": 1.0}
+
+
+def check_values(args: argparse.Namespace) -> None:
+    """The numeric flags every command shares, checked before any work: one line naming the flag."""
+    for name in _AT_LEAST_ONE:
+        value = getattr(args, name, None)
+        if value is not None:
+            check_positive_int(f"--{name.replace('_', '-')}", value)
+    for name in _NOT_NEGATIVE:
+        value = getattr(args, name, None)
+        if value is not None and not value >= 0:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 0, got {value}")
+    for name, high in _FRACTIONS.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            check_fraction(f"--{name}", value, high=high)

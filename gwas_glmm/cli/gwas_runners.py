@@ -136,6 +136,10 @@ def run_scan(args: argparse.Namespace) -> None:
     from ..gwas.store import load_nulls, null_header
 
     started = time.perf_counter()
+    if args.parquet:
+        from ..io.tables import check_parquet
+
+        check_parquet()
     fileset, variants, samples = selection(args)
     chunk = parse_chunk(args.chunk)
     variants = chunk_of(variants, chunk)
@@ -191,7 +195,8 @@ def _resources(args: argparse.Namespace):
     from ..gwas.cluster import ClusterResources
 
     return ClusterResources(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,
-               walltime=args.cluster_walltime, queue=args.cluster_queue, account=args.cluster_account)
+               walltime=args.cluster_walltime, queue=args.cluster_queue, account=args.cluster_account,
+               wait=args.cluster_wait)
 
 
 def run_merge(args: argparse.Namespace) -> None:
@@ -211,13 +216,15 @@ def run_report(args: argparse.Namespace) -> None:
 
 
 def run_plot(args: argparse.Namespace) -> None:
-    from ..plot import manhattan, qq, read_results
+    from ..plot import manhattan, plot_lambda, qq, read_results
 
     results = read_results(args.results)
     title = Path(args.results).name
     m = manhattan(results, f"{args.out}.manhattan.png", title=title)
     q = qq(results, f"{args.out}.qq.png", title=title)
-    log.info("plots: %s, %s", m, q)
+    tested = int(np.isfinite(results.LOG10P.to_numpy(dtype=float)).sum())
+    log.info("plots: %s, %s; lambda_GC %.3f over the %d of %d variants with a test", m, q, plot_lambda(results),
+             tested, len(results))
 
 
 GWAS_RUNNERS = {"null": run_null, "scan": run_scan, "merge": run_merge, "report": run_report, "plot": run_plot}

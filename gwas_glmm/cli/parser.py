@@ -179,6 +179,8 @@ def _add_gwas_commands(sub) -> None:
     d.add_argument("--cluster-walltime", default="04:00:00", metavar="HH:MM:SS")
     d.add_argument("--cluster-queue", metavar="NAME", help="partition (SLURM) or queue (PBS/SGE)")
     d.add_argument("--cluster-account", metavar="NAME", help="account / project to charge")
+    d.add_argument("--cluster-wait", type=float, default=1800, metavar="SECONDS",
+                   help="give up (one line, exit 1) if no worker job has started within this time (default 1800)")
     _add_dry_run(scan)
     scan.set_defaults(runner="scan")
 

@@ -72,6 +72,13 @@ def parse_chrom_list(items: Iterable[str]) -> list[str]:
 _NUMBERS = {"X": 23, "Y": 24, "XY": 25, "MT": 26}
 
 
+def chrom_sort_key(name) -> tuple:
+    """Genome order: 1..22, X, Y, XY, MT (plink's 23..26), then any other name alphabetically."""
+    code = chrom_name(name)
+    number = int(code) if code.isdigit() else _NUMBERS.get(code)
+    return (0, number, "") if number is not None else (1, 0, code)
+
+
 def _number(name: str, piece: str) -> int:
     if name.isdigit():
         return int(name)

@@ -17,15 +17,21 @@ def write_tsv(path: str | os.PathLike, frame: pd.DataFrame, float_format: str = 
                      compression=compression)
 
 
+def check_parquet() -> None:
+    """Raise, saying how to install it, unless pyarrow is there: a scan checks this first, not
+    after hours of work."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is None:
+        from ..exceptions import InputError
+
+        raise InputError("--parquet needs pyarrow: pip install 'gwas_glmm[parquet]' (or drop --parquet)")
+
+
 def results_to_parquet(tsv_path: str | os.PathLike, path: str | os.PathLike) -> None:
     """A results file as Parquet (pyarrow): the same columns, typed (P as float64, which is 0
     where it underflows; LOG10P stays exact)."""
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        from ..exceptions import InputError
-
-        raise InputError("--parquet needs pyarrow: pip install 'gwas_glmm[parquet]'") from None
+    check_parquet()
     text = {c: str for c in ("CHROM", "ID", "ALLELE0", "ALLELE1", "TEST")}
     frame = pd.read_csv(tsv_path, sep="\t", dtype=text, na_values="NA", keep_default_na=False)
     with atomic_path(path) as tmp:

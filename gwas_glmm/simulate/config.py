@@ -32,6 +32,7 @@ class SimulationConfig:
 
     def __post_init__(self):
         check_positive_int("n_samples", self.n_samples, minimum=10)
+        check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("n_variants", self.n_variants, minimum=1)
         check_positive_int("n_populations", self.n_populations)
         check_positive_int("n_polygenic", self.n_polygenic, minimum=0)
