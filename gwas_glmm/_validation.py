@@ -61,6 +61,23 @@ def check_index(name: str, index, size: int) -> np.ndarray:
     return index
 
 
+def check_full_rank(x: np.ndarray, names: Sequence[str], what: str = "the fixed effects") -> None:
+    """Raise, naming the columns involved, if the columns of ``x`` are linearly dependent (e.g.
+    age in years and in months, or indicator columns that add up to the intercept): their effects
+    cannot be told apart.  The dependency is read off the right singular vector of the smallest
+    singular value."""
+    if not x.shape[1]:
+        return
+    _, s, vt = np.linalg.svd(np.asarray(x, dtype=float), full_matrices=False)
+    tol = s.max(initial=0.0) * max(x.shape) * np.finfo(float).eps
+    if s.size and s[-1] > tol:
+        return
+    v = np.abs(vt[-1])
+    involved = [str(n) for n, c in zip(names, v) if c > 1e-6 * v.max()]
+    raise InputError(f"{what}: the columns {', '.join(involved)} are collinear (one is a combination of the others), "
+                     "so their effects cannot be told apart; drop one of them")
+
+
 def check_separation(x: np.ndarray, y: np.ndarray, names: Sequence[str], what: str = "the response") -> None:
     """Raise if the columns of ``x`` separate a binomial response ``y`` (proportions: 0 and 1 are
     all-failure and all-success rows): some direction b != 0 with x_i^T b >= 0 wherever y_i = 1,

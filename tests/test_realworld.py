@@ -239,3 +239,27 @@ def test_progress_is_logged_with_rate_and_eta_when_stderr_is_not_a_terminal(work
     assert main(["freq", "--bfile", str(work / "c"), "--out", str(work / "prog"), "--block-size", "100"]) == 0
     lines = [t for t in (work / "prog.log").read_text().splitlines() if "genotypes:" in t]
     assert lines and "var/s" in lines[-1] and "ETA" in lines[-1] and "1200/1200" in lines[-1]
+
+
+def test_messages_name_the_users_columns(work, capsys):
+    """Collinear covariates and separation name the covariate-file columns, not x2 or a rank."""
+    covar = pd.read_csv(work / "c.covar", sep="\t")
+    pheno = pd.read_csv(work / "c.pheno", sep="\t")
+    covar["age_months"] = covar.age * 12
+    covar["carrier"] = pheno.bt1.fillna(0)  # predicts the trait perfectly
+    covar.to_csv(work / "x.covar", sep="\t", index=False)
+    base = ["null", "--grm", str(work / "c.grm.h5"), "--pheno", str(work / "c.pheno"), "--covar",
+            str(work / "x.covar"), "--out", str(work / "msg")]
+    for trait, family in (("qt", "gaussian"), ("bt1", "binomial")):
+        capsys.readouterr()
+        assert main([*base, "--pheno-name", trait, "--covar-name", "sex,age,age_months", "--family", family]) == 1
+        one_line_error(capsys, f"phenotype {trait}:", "age, age_months are collinear")
+    assert main([*base, "--pheno-name", "bt1", "--covar-name", "age,carrier"]) == 1
+    line = one_line_error(capsys, "carrier", "separation")
+    assert "x2" not in line and "np.str_" not in line
+    empty = pheno.copy()
+    empty["qt"] = "NA"
+    empty.to_csv(work / "empty.pheno", sep="\t", index=False)
+    assert main(["null", "--grm", str(work / "c.grm.h5"), "--pheno", str(work / "empty.pheno"), "--pheno-name", "qt",
+                 "--out", str(work / "msg")]) == 1
+    one_line_error(capsys, f"{work / 'empty.pheno'}: phenotype 'qt' is missing in every sample")

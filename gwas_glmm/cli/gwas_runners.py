@@ -87,7 +87,8 @@ def run_null(args: argparse.Namespace) -> None:
                                                              offset=args.offset, exposure=args.exposure,
                                                              bfile=_calibration_bfile(args) if loco else None)
     if not nulls:
-        raise InputError("no phenotype could be fitted; see the errors above")
+        failed = "; ".join(f"phenotype {name}: {st['error']}" for name, st in statuses.items())
+        raise InputError(f"no phenotype could be fitted: {failed}")
     save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,
                grm_chromosomes=grm_chromosomes(args.grm) if h5 else None,
                provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},

@@ -108,10 +108,11 @@ class NullModel:
 
 
 def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussian", *, iid=None,
-             tol: float = 1e-6, offset=None, eigen: bool = True) -> NullModel:
+             tol: float = 1e-6, offset=None, eigen: bool = True, coef_names=None) -> NullModel:
     """Fit the null GLMM with the kinship as a known-covariance random effect.  ``y``/``x`` rows
     follow ``iid`` (default: the kinship's order); the kinship is aligned to them.  ``offset``:
-    a known term on the link scale (e.g. log exposure for counts).
+    a known term on the link scale (e.g. log exposure for counts).  ``coef_names``: the columns'
+    names (the user's covariates), for messages about collinearity and separation.
 
     Gaussian traits: exact REML in the kinship's eigenbasis (decomposed here if the kinship has no
     decomposition for these samples), or with ``eigen=False`` REML by AI-REML with one Cholesky
@@ -141,7 +142,7 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
         kin = kin.decompose()
         if offset is not None:  # identity link: the offset shifts the response
             y = y - offset
-        fit = fit_glmm(y, x, [KnownCovTerm.from_kinship(name, iid, kin)], method="REML")
+        fit = fit_glmm(y, x, [KnownCovTerm.from_kinship(name, iid, kin)], method="REML", coef_names=coef_names)
         if not fit.extra.get("eigen_path"):
             raise InputError("internal: the Gaussian null did not take the eigenbasis path")
         delta = fit.extra["delta"]
@@ -159,13 +160,13 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
                          status={"method": "REML (eigenbasis)", "converged": fit.converged, "warnings": fit.warnings})
     mats = [(name, kin.matrix.toarray() if kin.is_sparse else np.asarray(kin.matrix, dtype=float))
             for name, kin in aligned.items()]
-    return _fit_null_pql(y, x, mats, family, iid=iid, tol=tol, offset=offset)
+    return _fit_null_pql(y, x, mats, family, iid=iid, tol=tol, offset=offset, coef_names=coef_names)
 
 
-def _fit_null_pql(y, x, mats: list, family: str, *, iid, tol: float, offset) -> NullModel:
+def _fit_null_pql(y, x, mats: list, family: str, *, iid, tol: float, offset, coef_names=None) -> NullModel:
     """PQL/AI-REML (AI-REML for Gaussian traits) with Sigma = phi W^-1 + sum_j tau_j K_j applied
     through the fit's own Cholesky factor."""
-    fit = fit_pql(y, x, mats, family=family, tol=tol, offset=offset)
+    fit = fit_pql(y, x, mats, family=family, tol=tol, offset=offset, coef_names=coef_names)
     wm = fit.extra["working"]
     taus = [float(t) for t in wm.tau]
     fast = _fast_directions(sum(t * m for t, (_, m) in zip(taus, mats)), float(wm.phi)) if family == "gaussian" else {}

@@ -57,11 +57,13 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     for k, name in enumerate(aligned.pheno_names):
         index = None if observed[:, k].all() else np.flatnonzero(observed[:, k])
         rows = slice(None) if index is None else index
-        x_k = _drop_constant(x[rows], covar_names, name)
+        x_k, names_k = _drop_constant(x[rows], covar_names, name)
+        log.info("phenotype %s (%d of %d): fitting the %s null model on %d samples", name, k + 1,
+                 len(aligned.pheno_names), family, len(x_k))
         try:
             sub = plans[name] if name in plans else kin if index is None else kin.align(fid[index], iid[index])
             model = fit_null(aligned.y[rows, k], x_k, sub, family, iid=iid[rows],
-                             offset=None if off is None else off[rows])
+                             offset=None if off is None else off[rows], coef_names=names_k)
         except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
             statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
             log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])
@@ -98,15 +100,18 @@ def _offset_column(covar_names, xcov, fid, iid, offset, exposure) -> np.ndarray 
     return off
 
 
-def _drop_constant(x: np.ndarray, covar_names: list[str], name: str) -> np.ndarray:
-    """Covariates constant among one phenotype's samples (e.g. sex for a trait measured in one sex)
-    are dropped for that phenotype, with a note: they would make X singular."""
+def _drop_constant(x: np.ndarray, covar_names: list[str], name: str) -> tuple[np.ndarray, list[str]]:
+    """(X, its column names) with the covariates constant among one phenotype's samples (e.g. sex
+    for a trait measured in one sex) dropped for that phenotype, with a note: they would make X
+    singular."""
+    names = ["(Intercept)", *covar_names]
     constant = [j for j in range(1, x.shape[1]) if np.all(x[:, j] == x[0, j])]
     if constant:
         log.info("phenotype %s: covariate(s) %s constant among its samples, dropped for it", name,
                  ", ".join(covar_names[j - 1] for j in constant))
         x = np.delete(x, constant, axis=1)
-    return x
+        names = [n for j, n in enumerate(names) if j not in constant]
+    return x, names
 
 
 def _gaussian_plans(kin: Kinship, observed: np.ndarray, names) -> dict[str, Kinship]:

@@ -409,6 +409,10 @@ def align_samples(
     drop(prow < 0, f"not in phenotype file {pheno.path}")
     y = np.full((len(fam), len(pheno.names)), np.nan)
     y[prow >= 0] = pheno.values[prow[prow >= 0]]
+    for k, name in enumerate(pheno.names):
+        if np.isnan(y[:, k]).all():
+            raise InputError(f"{pheno.path}: phenotype {name!r} is missing in every sample of the .fam (missing codes: "
+                             "NA, nan, ., -9, empty); check the column, or drop it from --pheno-name")
     drop(np.isnan(y).all(axis=1), "every phenotype missing")
     x = np.zeros((len(fam), 0))
     covar_names: list[str] = []

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 
 from .._accelerate import blas_serial
+from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
 from .conditional import conditional_sd
 from .family import Family, get_family
@@ -36,10 +37,8 @@ def _check_arrays(y, x, weights, offset, coef_names):
         raise InputError("the offset holds NaN or infinite values (log of a zero exposure?)")
     if np.any(weights <= 0) or not np.all(np.isfinite(weights)):
         raise InputError("prior weights must be positive and finite")
-    if x.shape[1] and np.linalg.matrix_rank(x) < x.shape[1]:
-        raise InputError(f"the fixed-effects design is rank deficient (rank {np.linalg.matrix_rank(x)} "
-                         f"< {x.shape[1]} columns); drop collinear covariates")
     names = list(coef_names) if coef_names is not None else [f"x{k}" for k in range(x.shape[1])]
+    check_full_rank(x, names)
     return y, x, weights, offset, names
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
+from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
 from .family import Family, get_family
 from .laplace import glm_start
@@ -87,6 +88,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     weights = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
     offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
     fam.check_y(y, weights, "response")
+    check_full_rank(x, list(coef_names or [f"x{k}" for k in range(p)]))
     names = [k[0] for k in kinships]
     mats = [np.asarray(k[1], dtype=float) for k in kinships]
     for name, k in zip(names, mats):
