@@ -18,8 +18,15 @@ import numpy as np
 from .. import __version__
 from .._atomic import atomic_open
 from .._progress import get_logger, progress
+from ..io.plink import VariantTable
 from .config import SimulationConfig
-from .genotypes import sample_missing_factor, simulate_frequencies, simulate_genotypes, simulate_layout
+from .genotypes import (
+    sample_missing_factor,
+    simulate_frequencies,
+    simulate_genotypes,
+    simulate_layout,
+    simulate_x_layout,
+)
 from .pedigree import EXPECTED_RELATEDNESS, Pedigree, simulate_pedigree
 from .traits import accumulate, draw_trait_models, finish, genetic_value, make_phenotype
 
@@ -101,7 +108,7 @@ def simulate_cohort(prefix: str | os.PathLike, config: SimulationConfig | None =
     cfg = config or SimulationConfig()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    streams = np.random.SeedSequence(cfg.seed).spawn(6)
+    streams = np.random.SeedSequence(cfg.seed).spawn(7)  # the 7th (chromosome X) leaves the first 6 as they were
     rng_ped, rng_layout, rng_freq, rng_traits, rng_pheno = (np.random.default_rng(s) for s in streams[:5])
     chunk_seeds = streams[5].spawn((cfg.n_variants + CHUNK - 1) // CHUNK)
 
@@ -109,6 +116,12 @@ def simulate_cohort(prefix: str | os.PathLike, config: SimulationConfig | None =
     sampled = np.flatnonzero(ped.sampled)
     layout = simulate_layout(cfg.n_variants, rng_layout)
     freqs = simulate_frequencies(cfg.n_variants, cfg.n_populations, cfg.fst, cfg.min_maf, cfg.missing_rate, rng_freq)
+    rng_x = np.random.default_rng(streams[6])
+    x_layout = simulate_x_layout(cfg.n_x_variants, rng_x)
+    x_freqs = simulate_frequencies(cfg.n_x_variants, cfg.n_populations, cfg.fst, cfg.min_maf, cfg.missing_rate, rng_x)
+    full = VariantTable(*(np.concatenate([getattr(layout, f), getattr(x_layout, f)])
+                          for f in ("chrom", "id", "cm", "pos", "allele1", "allele0")))
+    n_total = cfg.n_variants + cfg.n_x_variants
     miss_factor = sample_missing_factor(len(sampled), rng_freq)
     models = draw_trait_models(
         _trait_specs(cfg), freqs.ancestral, cfg.n_polygenic, cfg.n_large, cfg.large_fraction,
@@ -118,12 +131,12 @@ def simulate_cohort(prefix: str | os.PathLike, config: SimulationConfig | None =
         "fid": ped.fid[sampled], "iid": ped.iid[sampled],
         "father": _parent_ids(ped, ped.father)[sampled], "mother": _parent_ids(ped, ped.mother)[sampled],
         "sex": ped.sex[sampled].astype(np.int32), "pheno": np.full(len(sampled), "-9"),
-        "chromosome": layout.chrom, "sid": layout.id, "cm_position": layout.cm,
-        "bp_position": layout.pos, "allele_1": layout.allele1, "allele_2": layout.allele0,
+        "chromosome": full.chrom, "sid": full.id, "cm_position": full.cm,
+        "bp_position": full.pos, "allele_1": full.allele1, "allele_2": full.allele0,
     }
-    log.info("simulating %d samples x %d variants into %s.bed", len(sampled), cfg.n_variants, prefix)
-    with create_bed(f"{prefix}.bed", len(sampled), cfg.n_variants, properties=properties, num_threads=1) as writer:
-        bar = progress(total=cfg.n_variants, desc="simulate", unit="var", enabled=show_progress)
+    log.info("simulating %d samples x %d variants into %s.bed", len(sampled), n_total, prefix)
+    with create_bed(f"{prefix}.bed", len(sampled), n_total, properties=properties, num_threads=1) as writer:
+        bar = progress(total=n_total, desc="simulate", unit="var", enabled=show_progress)
         with bar:
             for k, start in enumerate(range(0, cfg.n_variants, CHUNK)):
                 stop = min(start + CHUNK, cfg.n_variants)
@@ -135,11 +148,19 @@ def simulate_cohort(prefix: str | os.PathLike, config: SimulationConfig | None =
                 for j in range(geno.shape[1]):
                     writer.write(geno[:, j])
                 bar.update(stop - start)
+            males = ped.sex[sampled] == 1
+            for start in range(0, cfg.n_x_variants, CHUNK):  # not causal for the traits
+                stop = min(start + CHUNK, cfg.n_x_variants)
+                geno = simulate_genotypes(ped, x_freqs.population[start:stop], x_freqs.missing_rate[start:stop],
+                                          miss_factor, rng_x, hemizygous=males)
+                for j in range(geno.shape[1]):
+                    writer.write(geno[:, j])
+                bar.update(stop - start)
     finish(models, cfg.large_fraction)
-    return _write_tables(prefix, cfg, ped, sampled, layout, models, rng_pheno)
+    return _write_tables(prefix, cfg, ped, sampled, layout, models, rng_pheno, n_total)
 
 
-def _write_tables(prefix, cfg, ped, sampled, layout, models, rng) -> SimulatedCohort:
+def _write_tables(prefix, cfg, ped, sampled, layout, models, rng, n_total: int) -> SimulatedCohort:
     n = len(sampled)
     age = np.round(rng.uniform(20, 80, n), 1)
     sex = ped.sex[sampled].astype(np.int64)
@@ -193,7 +214,7 @@ def _write_tables(prefix, cfg, ped, sampled, layout, models, rng) -> SimulatedCo
             fh.write(f"{ped.fid[a]}\t{ped.iid[a]}\t{ped.iid[b]}\t{kind}\t{EXPECTED_RELATEDNESS[kind]}\n")
     files = tuple(Path(f"{prefix}{ext}") for ext in
                   (".bed", ".bim", ".fam", ".pheno", ".covar", ".truth.tsv", ".pairs.tsv", ".sim.json"))
-    cohort = SimulatedCohort(prefix, cfg, n, len(layout), len(ped.pairs), tuple(summaries), files)
+    cohort = SimulatedCohort(prefix, cfg, n, n_total, len(ped.pairs), tuple(summaries), files)
     record = {
         "gwas_glmm_version": __version__, "config": asdict(cfg),
         "traits": [asdict(s) for s in summaries], "covariate_effects": effects,

@@ -29,11 +29,13 @@ class SimulationConfig:
     count_base_rate: float = 1.0
     phenotype_missing: float = 0.01
     seed: int = 1
+    n_x_variants: int = 0  # variants on chromosome X after the autosomes (males hemizygous, coded 0/2)
 
     def __post_init__(self):
         check_positive_int("n_samples", self.n_samples, minimum=10)
         check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("n_variants", self.n_variants, minimum=1)
+        check_positive_int("n_x_variants", self.n_x_variants, minimum=0)
         check_positive_int("n_populations", self.n_populations)
         check_positive_int("n_polygenic", self.n_polygenic, minimum=0)
         check_positive_int("n_large", self.n_large, minimum=0)

@@ -29,6 +29,21 @@ _ALLELE_PAIRS = (("A", "G"), ("G", "A"), ("C", "T"), ("T", "C"), ("A", "C"), ("C
 MISSING_INT8 = -127
 
 
+X_LENGTH_MB = 155
+
+
+def simulate_x_layout(n_variants: int, rng: np.random.Generator) -> VariantTable:
+    """Positions, alleles and IDs of ``n_variants`` variants on chromosome X (its non-PAR part)."""
+    pos = (np.sort(rng.integers(2_700_000, X_LENGTH_MB * 1_000_000 - n_variants, size=n_variants))
+           + np.arange(n_variants)).astype(np.int64)
+    pairs = rng.integers(len(_ALLELE_PAIRS), size=n_variants)
+    allele0 = np.array([_ALLELE_PAIRS[p][0] for p in pairs], dtype=object)
+    allele1 = np.array([_ALLELE_PAIRS[p][1] for p in pairs], dtype=object)
+    chrom = np.full(n_variants, "X", dtype=object)
+    ids = np.array([f"X:{p}:{a0}:{a1}" for p, a0, a1 in zip(pos, allele0, allele1)], dtype=object)
+    return VariantTable(chrom, ids, pos / 1e6, pos, allele1, allele0)
+
+
 def simulate_layout(n_variants: int, rng: np.random.Generator) -> VariantTable:
     lengths = np.array(CHROM_LENGTHS_MB, dtype=np.float64)
     share = n_variants * lengths / lengths.sum()
@@ -84,12 +99,15 @@ def sample_missing_factor(n_samples: int, rng: np.random.Generator) -> np.ndarra
 
 def simulate_genotypes(
     ped: Pedigree, freq_pop: np.ndarray, miss_rate: np.ndarray, sample_factor: np.ndarray,
-    rng: np.random.Generator,
+    rng: np.random.Generator, hemizygous: np.ndarray | None = None,
 ) -> np.ndarray:
     """Genotypes of the sampled individuals for a chunk of variants.
 
     Returns an int8 (n_sampled, n_chunk) Fortran array of ALLELE1 counts, -127 where missing.
     ``freq_pop`` is (n_chunk, K); ``miss_rate`` (n_chunk,); ``sample_factor`` (n_sampled,).
+    ``hemizygous`` (bool per sampled individual: the males, for chromosome X): those carry one
+    copy, the maternal haplotype, written 0/2 as plink stores a male's X call.  (An approximation
+    of X inheritance: a father's X passes as his maternal haplotype.)
     """
     n_all, m = len(ped), freq_pop.shape[0]
     hap = np.empty((n_all, 2, m), dtype=bool)
@@ -104,6 +122,8 @@ def simulate_genotypes(
             hap[kids, slot] = np.where(pick, hap[parent, 1], hap[parent, 0])
     sampled = np.flatnonzero(ped.sampled)
     geno = hap[sampled].sum(axis=1, dtype=np.int8)
+    if hemizygous is not None:
+        geno[hemizygous] = 2 * hap[sampled[hemizygous], 1].astype(np.int8)
     missing = rng.random(geno.shape, dtype=np.float32) < (sample_factor[:, None] * miss_rate[None, :])
     geno[missing] = MISSING_INT8
     return np.asfortranarray(geno)
