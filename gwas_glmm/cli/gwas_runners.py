@@ -142,13 +142,14 @@ def run_scan(args: argparse.Namespace) -> None:
 
         check_parquet()
     fileset, variants, samples = selection(args)
+    variants = _skip_haploid(args, fileset, variants)
     chunk = parse_chunk(args.chunk)
     variants = chunk_of(variants, chunk)
     if chunk is not None:
         log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
     config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
                         max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2, loco=not args.no_loco,
-                        parquet=args.parquet)
+                        parquet=args.parquet, x_male_coding=args.x_male_coding)
     if args.dry_run:
         from .. import sizing
 
@@ -171,6 +172,12 @@ def run_scan(args: argparse.Namespace) -> None:
     head = null_header(args.null)  # checks the file first
     bed = fileset.bed_path.stat()
     key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
+    sex = None
+    if args.sex:
+        from ..io.pheno import read_sex
+
+        sex = read_sex(args.sex, fileset.samples)
+        key += f":{args.sex}:{Path(args.sex).stat().st_mtime_ns}"
     fast = args.mode == "fast" or (args.mode == "auto" and head.n > EXACT_MAX_N)
     # a fast scan of a null file whose LOCO ratios are all calibrated reads its top directions only,
     # unless a chromosome scanned has no LOCO part (then it calibrates, with the full models)
@@ -178,7 +185,8 @@ def run_scan(args: argparse.Namespace) -> None:
     for fast_only in ((True, False) if light else (False,)):
         nulls, fid, iid, attrs = load_nulls(args.null, fast_only=fast_only)
         scan = Scan(fileset, nulls, fid, iid, variants, args.out, config, inputs_key=key,
-                    kinship_path=str(attrs.get("grm", "")) or None, grm_chromosomes=attrs.get("grm_chromosomes"))
+                    kinship_path=str(attrs.get("grm", "")) or None, grm_chromosomes=attrs.get("grm_chromosomes"),
+                    sex=sex)
         if not (fast_only and scan.needs_calibration):
             break
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
@@ -190,6 +198,23 @@ def run_scan(args: argparse.Namespace) -> None:
     log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
     for name, path in paths.items():
         log.info("  %s: %s", name, path)
+
+
+def _skip_haploid(args: argparse.Namespace, fileset, variants: np.ndarray) -> np.ndarray:
+    """Y and MT are left out of a scan unless --chr names them (then tested as coded), as users
+    of plink2 and REGENIE expect; said in the log."""
+    from ..io.chrom import parse_chrom_list
+
+    asked = set(parse_chrom_list(args.chr)) if args.chr else set()
+    chrom = fileset.variants.chrom[variants].astype(str)
+    skip = np.isin(chrom, [c for c in ("Y", "MT") if c not in asked])
+    if skip.any():
+        log.info("chromosomes %s: %d variants not tested (haploid; name them in --chr to test them as coded)",
+                 ", ".join(sorted(set(chrom[skip]))), int(skip.sum()))
+        variants = variants[~skip]
+        if not len(variants):
+            raise InputError(f"{fileset.bim_path}: only Y and MT variants are selected; name them in --chr to test them")
+    return variants
 
 
 def _resources(args: argparse.Namespace):

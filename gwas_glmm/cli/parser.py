@@ -22,7 +22,8 @@ def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
 def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0) -> None:
     g = p.add_argument_group("variant selection")
     g.add_argument("--chr", nargs="+", metavar="CHR",
-                   help="keep these chromosomes: 1 or chr1, X or 23, lists 1,2 and ranges 1-22 as plink2 reads them")
+                   help="keep these chromosomes: 1 or chr1, X or 23, lists 1,2 and ranges 1-22 as plink2 reads them "
+                   "(default: all, except that grm leaves X, Y, MT out and scan leaves Y, MT out)")
     g.add_argument("--extract", metavar="FILE", help="keep the variant IDs listed in FILE")
     g.add_argument("--exclude", metavar="FILE", help="drop the variant IDs listed in FILE")
     g.add_argument("--maf", type=float, default=maf, help=f"minimum minor allele frequency (default {maf})")
@@ -43,7 +44,10 @@ def _add_simulation(p: argparse.ArgumentParser) -> None:
     d = SimulationConfig()
     g = p.add_argument_group("cohort")
     g.add_argument("--n-samples", type=int, default=d.n_samples, metavar="N")
-    g.add_argument("--n-variants", type=int, default=d.n_variants, metavar="M")
+    g.add_argument("--n-variants", type=int, default=d.n_variants, metavar="M", help="autosomal variants")
+    g.add_argument("--n-x-variants", type=int, default=d.n_x_variants, metavar="M",
+                   help="variants on chromosome X, after the autosomes (males hemizygous, coded 0/2 as plink stores "
+                   "them; sex in the .fam)")
     g.add_argument("--n-populations", type=int, default=d.n_populations, metavar="K")
     g.add_argument("--fst", type=float, default=d.fst, help="drift of each population (Balding-Nichols F)")
     g.add_argument("--family-fraction", type=float, default=d.family_fraction,
@@ -163,6 +167,12 @@ def _add_gwas_commands(sub) -> None:
                       help="also write PREFIX.<phenotype>.parquet (pip install 'gwas_glmm[parquet]')")
     scan.add_argument("--no-loco", action="store_true",
                       help="test every variant against the full-GRM null model even where it has LOCO parts")
+    x = scan.add_argument_group("chromosomes X, Y, MT")
+    x.add_argument("--x-male-coding", choices=["0/2", "0/1"], default="0/2",
+                   help="dosage of a male's one X copy: 0/2 (REGENIE's default) or 0/1; heterozygous male X calls are "
+                   "missing; X variants need the samples' sex (the .fam's 5th column, or --sex)")
+    x.add_argument("--sex", metavar="FILE", help="sex per sample for chromosome X: FID IID sex (1 or M male, 2 or F "
+                   "female; a column named sex, else the first), instead of the .fam's column")
     scan.add_argument("--chunk", metavar="K/N", help="scan only the K-th of N equal, contiguous ranges of the "
                       "selected variants (1-based), e.g. to scatter a workflow; merge with gwas-glmm merge")
     _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")

@@ -46,7 +46,7 @@ def run_simulate(args: argparse.Namespace) -> None:
         fst=args.fst, family_fraction=args.family_fraction, missing_rate=args.missing_rate,
         min_maf=args.min_maf, h2=args.h2, prevalences=tuple(args.prevalence),
         n_polygenic=args.n_polygenic, n_large=args.n_large, large_fraction=args.large_fraction,
-        seed=args.seed,
+        seed=args.seed, n_x_variants=args.n_x_variants,
     )
     cohort = simulate_cohort(args.out, cfg)
     for line in cohort.summary_lines():
@@ -77,7 +77,8 @@ def run_demo(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     prefix = out / "cohort"
-    cfg = SimulationConfig(n_samples=args.n_samples, n_variants=args.n_variants, seed=args.seed)
+    cfg = SimulationConfig(n_samples=args.n_samples, n_variants=args.n_variants, seed=args.seed,
+                           n_x_variants=args.n_variants // 40)
     t0 = time.perf_counter()
     cohort = simulate_cohort(prefix, cfg)
     fileset = PlinkFileset(prefix, num_threads=args.threads)
@@ -85,8 +86,8 @@ def run_demo(args: argparse.Namespace) -> None:
     write_tsv(f"{prefix}.freq.tsv", freq_table(fileset.variants.take(index), stats))
     grm_path = Path(f"{prefix}.grm.h5")
     with KinshipWriter(grm_path) as writer:
-        kinship, total = compute_grm(fileset, config=GrmConfig(loco=True), on_part=writer.write_part,
-                                     show_progress=True)
+        kinship, total = compute_grm(fileset, variants=autosomes_unless_chosen(None, fileset, np.arange(fileset.n_variants)),
+                                     config=GrmConfig(loco=True), on_part=writer.write_part, show_progress=True)
         kinship = kinship.decompose()
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
                      provenance(step="demo grm", inputs={"bed": fileset.bed_path}, started=t0))
@@ -124,9 +125,28 @@ def run_demo(args: argparse.Namespace) -> None:
     log.info("  %s (this log)", out / "demo.log")
 
 
+def autosomes_unless_chosen(chosen, fileset, variants: np.ndarray) -> np.ndarray:
+    """A GRM (and PCs) from the autosomes and XY by default, as plink2, GCTA and REGENIE users
+    expect: X, Y and MT only where --chr names them.  Logged either way."""
+    from ..io.chrom import is_autosomal
+
+    chrom = fileset.variants.chrom[variants].astype(str)
+    if chosen:
+        log.info("GRM from chromosomes %s (--chr)", ", ".join(dict.fromkeys(chrom)))
+        return variants
+    auto = is_autosomal(chrom)
+    if not auto.all():
+        log.info("GRM from the autosomes: %d variants on %s left out (name them in --chr to include them)",
+                 int((~auto).sum()), ", ".join(dict.fromkeys(chrom[~auto])))
+    if not auto.any():
+        raise InputError(f"{fileset.bim_path}: no autosomal variant; name the chromosomes for the GRM in --chr")
+    return variants[auto]
+
+
 def run_grm(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     fileset, variants, samples = selection(args)
+    variants = autosomes_unless_chosen(args.chr, fileset, variants)
     if args.thin_count is not None or args.thin is not None:
         before = len(variants)
         variants = thin_variants(variants, count=args.thin_count, fraction=args.thin, seed=args.seed)

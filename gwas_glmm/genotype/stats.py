@@ -17,28 +17,37 @@ from ..exceptions import InputError
 
 @dataclass(frozen=True)
 class VariantStats:
-    """Call counts and ALLELE1 counts for a set of variants over ``n_samples`` samples."""
+    """Call counts and ALLELE1 counts for a set of variants over ``n_samples`` samples.
+
+    ``allele_number``: alleles called per variant where it is not two per call (chromosome X,
+    where a male carries one: :mod:`gwas_glmm.genotype.xchr`); None for diploid calls."""
 
     n_obs: np.ndarray  # samples with a call, int64
-    allele1_count: np.ndarray  # sum of ALLELE1 dosages, float64
+    allele1_count: np.ndarray  # ALLELE1 copies among the calls, float64
     n_samples: int
+    allele_number: np.ndarray | None = None
+
+    @property
+    def alleles(self) -> np.ndarray:
+        """Alleles called per variant: 2 per call, or ``allele_number``."""
+        return 2.0 * self.n_obs if self.allele_number is None else self.allele_number
 
     @property
     def a1freq(self) -> np.ndarray:
         """ALLELE1 frequency; NaN where every call is missing."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.n_obs > 0, self.allele1_count / (2.0 * self.n_obs), np.nan)
+            return np.where(self.n_obs > 0, self.allele1_count / self.alleles, np.nan)
 
     @property
     def maf(self) -> np.ndarray:
-        """Minor allele frequency, MAC / (2 calls) (no 1 - p rounding at filter thresholds)."""
+        """Minor allele frequency, MAC / (alleles called) (no 1 - p rounding at filter thresholds)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.n_obs > 0, self.mac / (2.0 * self.n_obs), np.nan)
+            return np.where(self.n_obs > 0, self.mac / self.alleles, np.nan)
 
     @property
     def mac(self) -> np.ndarray:
         """Minor allele count: min(ALLELE1 count, ALLELE0 count) among called samples."""
-        return np.minimum(self.allele1_count, 2.0 * self.n_obs - self.allele1_count)
+        return np.minimum(self.allele1_count, self.alleles - self.allele1_count)
 
     @property
     def missing_rate(self) -> np.ndarray:
@@ -49,16 +58,19 @@ class VariantStats:
         return len(self.n_obs)
 
     def take(self, index) -> VariantStats:
-        return VariantStats(self.n_obs[index], self.allele1_count[index], self.n_samples)
+        return VariantStats(self.n_obs[index], self.allele1_count[index], self.n_samples,
+                            None if self.allele_number is None else self.allele_number[index])
 
     @classmethod
     def concat(cls, parts: list[VariantStats], n_samples: int) -> VariantStats:
         if not parts:
             return cls(np.zeros(0, np.int64), np.zeros(0), n_samples)
+        numbers = None if all(p.allele_number is None for p in parts) else np.concatenate([p.alleles for p in parts])
         return cls(
             np.concatenate([p.n_obs for p in parts]),
             np.concatenate([p.allele1_count for p in parts]),
             n_samples,
+            numbers,
         )
 
 

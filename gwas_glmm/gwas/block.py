@@ -31,6 +31,8 @@ class BlockTask:
     spa: bool
     ratios: dict
     num_threads: int | None = None
+    sex: np.ndarray | None = None  # chromosome X: 1 male, 2 female, 0 unknown per analysis sample (genotype.xchr)
+    male_factor: float = 1.0  # X: 1.0 codes males 0/2, 0.5 codes them 0/1
 
 
 FAST_CHUNK = 128  # variants decoded and tested together in the fast mode (5 MB at n = 10,000)
@@ -77,10 +79,15 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
     """Decode (counting and mean-imputing: float32, Fortran order), filter and test the variants
     ``index`` for every phenotype; the fast mode works on the float32 block, the exact mode in
     float64."""
-    need_missing = any(m.index is not None or m.family == "binomial" for m in nulls.values())
+    need_missing = task.sex is not None or any(m.index is not None or m.family == "binomial" for m in nulls.values())
     buffer = _buffer(len(task.samples) * len(index))
     g, stats, missing = _fileset(task.bfile, task.num_threads).read_imputed(task.samples, index, out=buffer,
                                                                           missing=need_missing)
+    fill = None
+    if task.sex is not None:
+        from ..genotype.xchr import recode_x
+
+        g, stats, missing, fill = recode_x(g, missing, task.sex, task.male_factor)
     keep = task.filters.mask(stats) & (stats.mac >= max(task.min_mac, 1e-9))
     if not keep.all():
         kept = np.flatnonzero(keep)
@@ -88,7 +95,8 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
         g = np.take(g.T, kept, axis=0, out=rows).T  # whole variants, as contiguous rows of g.T
         missing = None if missing is None else missing[:, keep]
     # the value each missing call was given (float32, as the kernel wrote it), to take them out of sums
-    mean = (stats.allele1_count[keep] / np.maximum(stats.n_obs[keep], 1)).astype(np.float32).astype(np.float64)
+    mean = fill[keep] if fill is not None else \
+        (stats.allele1_count[keep] / np.maximum(stats.n_obs[keep], 1)).astype(np.float32).astype(np.float64)
     arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
     for name, null in nulls.items():
         own = g if null.index is None else np.asfortranarray(g[null.index])

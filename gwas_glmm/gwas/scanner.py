@@ -53,6 +53,7 @@ class ScanConfig:
     threads: int = 2
     loco: bool = True  # use the null models' LOCO parts where they have them
     parquet: bool = False  # also write OUT.<phenotype>.parquet
+    x_male_coding: str = "0/2"  # chromosome X: males 0/2 (REGENIE's default) or 0/1 (genotype.xchr)
 
 
 def _blocks_by_chromosome(variants: np.ndarray, chrom: np.ndarray, size: int) -> list[np.ndarray]:
@@ -96,7 +97,7 @@ class Scan:
 
     def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
                  out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None,
-                 grm_chromosomes: list[str] | None = None):
+                 grm_chromosomes: list[str] | None = None, sex: np.ndarray | None = None):
         self.fileset, self.nulls, self.config = fileset, nulls, config
         self.samples = sample_positions(fileset, fid, iid)
         self.variants = np.asarray(variants, dtype=np.int64)
@@ -115,6 +116,7 @@ class Scan:
         self.chrom = [str(fileset.variants.chrom[b[0]]) for b in self.blocks]
         self.kinship_path = kinship_path
         self.fid, self.iid = np.asarray(fid, dtype=object), np.asarray(iid, dtype=object)
+        self.sex = self._x_sex(sex) if "X" in self.chrom else None
         self.loco = config.loco and any(m.loco for m in nulls.values())
         if self.loco:
             self._check_loco_parts(grm_chromosomes)
@@ -124,6 +126,23 @@ class Scan:
                                               "variants": int(len(self.variants)), "n": self.n,
                                               "phenotypes": sorted(nulls)}).encode()).hexdigest()[:16]
         self.ratios = {}
+
+    def _x_sex(self, sex: np.ndarray | None) -> np.ndarray:
+        """Sex (1 male, 2 female, 0 unknown) of the analysis samples, for chromosome X: ``sex``
+        (per .fam sample, e.g. from --sex) or the .fam's own column."""
+        from ..genotype.xchr import male_factor
+
+        male_factor(self.config.x_male_coding)
+        own = np.asarray(self.fileset.samples.sex if sex is None else sex)[self.samples].astype(np.int8)
+        males, females = int(np.sum(own == 1)), int(np.sum(own == 2))
+        if males + females == 0:
+            raise InputError(f"chromosome X is scanned but no sample has a sex in {self.fileset.fam_path} (column 5); "
+                             "set it (plink2 --update-sex), give --sex FILE, or leave X out (--chr 1-22)")
+        unknown = len(own) - males - females
+        log.info("chromosome X: %d males (coded %s, heterozygous calls missing), %d females%s", males,
+                 self.config.x_male_coding, females,
+                 f", {unknown} of unknown sex (their X calls missing)" if unknown else "")
+        return own
 
     def _check_loco_parts(self, grm_chromosomes: list[str] | None) -> None:
         """Every chromosome scanned has its LOCO part in every model that has LOCO parts, unless it
@@ -160,7 +179,10 @@ class Scan:
         chromosome scanned (the null step did it)."""
         if not self.needs_calibration:
             return
-        self._calibration = self._calibration_set(self.variants)
+        from ..io.chrom import is_autosomal
+
+        autosomal = self.variants[is_autosomal(self.fileset.variants.chrom[self.variants])]
+        self._calibration = self._calibration_set(autosomal if len(autosomal) else self.variants)
         if self._calibration.shape[1] < 10:
             raise InputError("fewer than 10 variants with MAC >= 20 to calibrate the fast mode; use --mode exact")
         for name, null in self.nulls.items():
@@ -181,8 +203,12 @@ class Scan:
         return self.ckpt / f"block_{k:06d}.npz"
 
     def _task(self, k: int, ratios: dict) -> BlockTask:
+        from ..genotype.xchr import male_factor
+
+        x = self.chrom[k] == "X"
         return BlockTask(str(self.fileset.bed_path)[:-4], self.samples, self.blocks[k], self.mode, self.filters,
-                         self.config.min_mac, self.config.spa, dict(ratios), self.fileset.num_threads)
+                         self.config.min_mac, self.config.spa, dict(ratios), self.fileset.num_threads,
+                         self.sex if x else None, male_factor(self.config.x_male_coding) if x else 1.0)
 
     def _save_block(self, k: int, arrays: dict[str, np.ndarray]) -> None:
         """Checkpoints are written by the process that drives the scan (by its worker threads

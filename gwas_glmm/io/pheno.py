@@ -478,3 +478,27 @@ def read_sample_list(path: str | os.PathLike, fam: SampleTable) -> np.ndarray:
             f"the list starts {_show_ids(raw.fid, raw.iid)})"
         )
     return index
+
+
+_SEX_CODES = {"1": 1, "M": 1, "MALE": 1, "2": 2, "F": 2, "FEMALE": 2, "0": 0, "NA": 0, "-9": 0, ".": 0, "": 0}
+
+
+def read_sex(path: str | os.PathLike, fam: SampleTable) -> np.ndarray:
+    """Sex of every .fam sample (1 male, 2 female, 0 unknown or not listed) from a file with the
+    phenotype file's layout: a column named ``sex`` (any case), else the first value column, coded
+    as plink codes it (1/2, or M/F; 0, -9 and NA unknown)."""
+    raw = _read_table(path, "sex", "SEX")
+    column = next((c for c in raw.cells.columns if c.lower() == "sex"), raw.cells.columns[0])
+    text = raw.cells[column].str.strip().str.upper()
+    bad = ~text.isin(list(_SEX_CODES))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"{raw.path}: sex of sample {raw.sample_of(row)} (line {raw.line_of(row)}) is "
+                         f"{raw.cells[column].iloc[row]!r}; use 1 or M (male), 2 or F (female), 0 or NA (unknown)")
+    codes = text.map(_SEX_CODES).to_numpy(dtype=np.int8)
+    rows = _lookup(fam, raw.fid, raw.iid, str(raw.path))
+    out = np.zeros(len(fam), dtype=np.int8)
+    out[rows >= 0] = codes[rows[rows >= 0]]
+    log.info("--sex %s (column %s): %d males, %d females, %d unknown among the .fam's samples", raw.path, column,
+             int(np.sum(out == 1)), int(np.sum(out == 2)), int(np.sum(out == 0)))
+    return out
