@@ -29,6 +29,7 @@ from .._atomic import atomic_path, exclusive
 from .._progress import get_logger, progress
 from ..exceptions import AlignmentError, InputError
 from ..genotype.stats import VariantFilter
+from ..io.chrom import chrom_sort_key
 from ..io.plink import PlinkFileset
 from ..io.tables import results_to_parquet
 from .block import BlockTask, compute_block
@@ -156,7 +157,7 @@ class Scan:
                 log.info("chromosome %s is not in the GRM: its variants are tested against the full-GRM null "
                          "(nothing to leave out)", chrom)
                 continue
-            have = next(m for m in self.nulls.values() if m.loco).loco
+            have = sorted(next(m for m in self.nulls.values() if m.loco).loco, key=chrom_sort_key)
             raise InputError(f"chromosome {chrom} of {self.fileset.bim_path} has no LOCO part in the null model of "
                              f"{lacking[0]} (parts: {', '.join(have)}); build the GRM with these chromosomes "
                              "and refit the null, or scan with --no-loco")
