@@ -263,3 +263,29 @@ def test_messages_name_the_users_columns(work, capsys):
     assert main(["null", "--grm", str(work / "c.grm.h5"), "--pheno", str(work / "empty.pheno"), "--pheno-name", "qt",
                  "--out", str(work / "msg")]) == 1
     one_line_error(capsys, f"{work / 'empty.pheno'}: phenotype 'qt' is missing in every sample")
+
+
+def test_an_interrupted_console_run_says_how_to_resume_and_a_second_ctrl_c_ends_it(work, capsys, monkeypatch):
+    """The console script (cli.run) reports the first Ctrl-C in one line (a scan: rerun to resume)
+    and leaves SIGINT to the system, so that a second one ends the process without a traceback;
+    a Python session calling main() keeps its own handler."""
+    import signal
+
+    import gwas_glmm.cli as cli
+    from gwas_glmm.cli import runners
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(runners.RUNNERS, "scan", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    argv = ["scan", "--bfile", str(work / "c"), "--null", str(work / "qt.null.h5"), "--out", str(work / "i")]
+    try:
+        assert main(argv) == 130
+        assert signal.getsignal(signal.SIGINT) is before  # not the console script: untouched
+        assert "run the same command again to resume" in capsys.readouterr().err.strip().splitlines()[-1]
+        monkeypatch.setattr(cli, "_CONSOLE", True)
+        assert main(argv) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, before)
