@@ -115,3 +115,32 @@ def test_sex_from_a_file_and_a_missing_sex_is_one_line(cohort, tmp_path, capsys)
     sex.to_csv(tmp_path / "sex.txt", sep="\t", index=False)
     assert main([*base, "--sex", str(tmp_path / "sex.txt"), "--chr", "X"]) == 0
     assert "--sex" in (tmp_path / "s.log").read_text() and "0 unknown" in (tmp_path / "s.log").read_text()
+
+
+def test_pseudo_autosomal_variants_are_tested_as_autosomal(cohort, tmp_path):
+    """Variants marked XY (plink's 25) are not recoded for males: the dense oracle with the raw
+    dosages (missing calls mean-imputed) gives their statistics."""
+    c, d = cohort
+    for ext in (".bed", ".fam"):
+        shutil.copy(f"{c.prefix}{ext}", tmp_path / f"p{ext}")
+    bim = pd.read_csv(f"{c.prefix}.bim", sep="\t", header=None, dtype=str)
+    bim.loc[1000:1029, 0] = "25"
+    bim.to_csv(tmp_path / "p.bim", sep="\t", header=False, index=False)
+    assert main(["scan", "--bfile", str(tmp_path / "p"), "--null", str(d / "q.null.h5"), "--out",
+                 str(tmp_path / "s"), "--mode", "exact", "--no-spa", "--chr", "XY"]) == 0
+    res = pd.read_csv(tmp_path / "s.qt.tsv.gz", sep="\t", dtype={"CHROM": str})
+    assert set(res.CHROM) == {"XY"} and len(res) > 20
+    null = load_nulls(d / "q.null.h5")[0]["qt"]
+    fid, iid = load_nulls(d / "q.null.h5")[1:3]
+    fs = PlinkFileset(tmp_path / "p")
+    rows = sample_positions(fs, fid, iid)
+    idx = np.flatnonzero(fs.variants.chrom == "XY")
+    g = fs.read(rows, idx).astype(float)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(g, axis=0)
+    a1freq = pd.Series(mean / 2, index=fs.variants.id[idx])
+    g = np.where(np.isnan(g), mean, g)
+    k = load_kinship(d / "g.grm.h5").align(fid, iid).matrix.astype(float)
+    chisq = pd.Series(_oracle(null, k, g), index=fs.variants.id[idx])
+    np.testing.assert_allclose(res.CHISQ, chisq[res.ID].to_numpy(), rtol=2e-4)
+    np.testing.assert_allclose(res.A1FREQ, a1freq[res.ID].to_numpy(), rtol=1e-5)
