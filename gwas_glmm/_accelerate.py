@@ -33,12 +33,3 @@ def one_thread_per_worker():
 
     return threadpool_limits(limits=1)
 
-
-def blas_serial():
-    """A context manager for loops where numba's parallel kernels alternate with small BLAS calls
-    (``X @ beta`` between PIRLS kernels): BLAS runs on the calling thread only.  OpenBLAS's
-    workers busy-wait after each threaded call and take the cores the kernels' threads need: the
-    Poisson fit at n = 100,000 took 0.28 s with both pools on 2 cores, 0.18 s with BLAS serial."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._threads import thread_count
+
 DECODE_RATE = 2.5e8  # genotypes per second per core, .bed -> float32 with statistics (bench_io)
 DISK_WRITE_RATE = 2.0e8  # bytes per second, sustained writeback (bench_grm's LOCO run)
 N_CHROMOSOMES = 22
@@ -56,7 +58,7 @@ class MachineSpeed:
                 a @ a
                 reps += 1
             rates.append(2 * size**3 * reps / (time.perf_counter() - t0))
-        return cls(rates[0], rates[1], os.cpu_count() or 1)
+        return cls(rates[0], rates[1], thread_count())
 
 
 KERNELS_BYTES = 160 * 2**20  # numba's compiled kernels and LLVM, loaded on first use (not by a dry run)

@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "runner", None) is None:
         parser.print_help(sys.stderr)
         return 2
+    from .._threads import configure
     from .common import check_outputs, check_values, log_path
-    from .runners import RUNNERS, set_threads
+    from .runners import RUNNERS
 
     log = setup_logging(verbose=args.verbose)
     command = shlex.join(["gwas-glmm", *(sys.argv[1:] if argv is None else argv)])
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"cannot write the log {log_path(args)} ({exc.strerror}); choose a writable --out") from None
         log.info("gwas-glmm %s (Python %s): %s", __version__, platform.python_version(), command)
         check_values(args)
-        set_threads(args.threads)
+        log.info("threads: %s", configure(args.threads).describe())
         RUNNERS[args.runner](args)
     except GwasGlmmError as exc:
         message = " ".join(str(exc).split())

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from .._progress import get_logger
+from .._threads import thread_count
 from .._validation import check_fraction, check_positive_int
 from ..exceptions import InputError
 from ..io.pheno import read_sample_list
@@ -26,7 +27,7 @@ def keep_samples(fileset: PlinkFileset, path: str | None):
 
 def selection(args: argparse.Namespace):
     """(fileset, variant positions, sample positions or None) from the shared selection flags."""
-    fileset = PlinkFileset(args.bfile, num_threads=args.threads)
+    fileset = PlinkFileset(args.bfile, num_threads=thread_count(args.threads))
     log.info("%s", fileset)
     variants = select_variants(
         fileset.variants, chrom=args.chr,

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .._progress import get_logger
+from .._threads import thread_count
 from ..exceptions import InputError
 from ..provenance import provenance
 from .common import null_path, selection
@@ -148,7 +149,7 @@ def run_scan(args: argparse.Namespace) -> None:
     if chunk is not None:
         log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
     config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
-                        max_missing=args.geno, spa=not args.no_spa, threads=args.threads or 2, loco=not args.no_loco,
+                        max_missing=args.geno, spa=not args.no_spa, threads=thread_count(args.threads), loco=not args.no_loco,
                         parquet=args.parquet, x_male_coding=args.x_male_coding)
     if args.dry_run:
         from .. import sizing

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._progress import get_logger
+from .._threads import thread_count
 from ..exceptions import InputError
 from ..genotype import VariantFilter, variant_stats
 from ..genotype.stats import freq_table
@@ -26,18 +26,6 @@ from .common import grm_path, selection
 from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
-
-
-def set_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    threadpool_limits(limits=threads)  # BLAS/LAPACK (GRM accumulation, eigendecomposition)
 
 
 def run_simulate(args: argparse.Namespace) -> None:
@@ -81,7 +69,7 @@ def run_demo(args: argparse.Namespace) -> None:
                            n_x_variants=args.n_variants // 40)
     t0 = time.perf_counter()
     cohort = simulate_cohort(prefix, cfg)
-    fileset = PlinkFileset(prefix, num_threads=args.threads)
+    fileset = PlinkFileset(prefix, num_threads=thread_count(args.threads))
     index, stats = variant_stats(fileset, show_progress=True)
     write_tsv(f"{prefix}.freq.tsv", freq_table(fileset.variants.take(index), stats))
     grm_path = Path(f"{prefix}.grm.h5")
@@ -100,7 +88,7 @@ def run_demo(args: argparse.Namespace) -> None:
         null_path = save_nulls(f"{prefix}.{trait}.null.h5", nulls, fid=fid, iid=iid, grm=str(grm_path),
                                covar_names=covar_names, provenance={"status": statuses}, grm_chromosomes=chroms)
         scan = Scan(fileset, nulls, fid, iid, np.arange(fileset.n_variants), str(prefix),
-                    ScanConfig(threads=args.threads or 2), kinship_path=grm_path, grm_chromosomes=chroms)
+                    ScanConfig(threads=thread_count(args.threads)), kinship_path=grm_path, grm_chromosomes=chroms)
         results = scan.run()[trait]
         table = read_results(results)
         plots = (manhattan(table, f"{prefix}.{trait}.manhattan.png", title=f"{trait} ({family})"),
@@ -162,7 +150,7 @@ def run_grm(args: argparse.Namespace) -> None:
         print_estimate(sizing.estimate_grm(
             n, len(variants), block=config.block_size, double=config.double, loco=config.loco,
             gcta=config.missing == "gcta", eigen=args.eigen, speed=sizing.MachineSpeed.measure(),
-            threads=args.threads or (os.cpu_count() or 1), base=sizing.process_rss()))
+            threads=thread_count(args.threads), base=sizing.process_rss()))
         return
     log.info("GRM of %d samples over %d candidate variants: %s missing mode, %s precision, LOCO %s; "
              "about %.0f MiB of RAM", n, len(variants), config.missing,

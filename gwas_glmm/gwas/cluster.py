@@ -6,6 +6,7 @@ dask-jobqueue on SLURM, PBS or SGE (``--cluster``).  No scheduling of our own: d
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,9 +44,16 @@ def _jobqueue(kind: str):
     return dask_jobqueue
 
 
+# each of a worker's threads runs one block with its kernels on one thread: the job's
+# libraries must not start a thread per core of the node first
+_ONE_THREAD_KERNELS = [f"export {name}=1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                        "NUMBA_NUM_THREADS")]
+
+
 def _options(kind: str, resources: ClusterResources) -> dict:
     opts = {"cores": resources.cores, "processes": 1, "memory": resources.memory, "walltime": resources.walltime,
-            "queue": resources.queue, "local_directory": resources.local_directory, "job_name": "gwas-glmm-scan"}
+            "queue": resources.queue, "local_directory": resources.local_directory, "job_name": "gwas-glmm-scan",
+            "job_script_prologue": _ONE_THREAD_KERNELS}
     if resources.account:
         opts["account" if kind != "sge" else "project"] = resources.account
     return {k: v for k, v in opts.items() if v is not None}
@@ -105,3 +113,28 @@ def scan_client(*, scheduler: str | None = None, cluster: str | None = None,
                 raise InputError(f"--cluster {cluster}: no worker started within {resources.wait:g} s; check the jobs "
                                  "(squeue / qstat) and their logs, or raise --cluster-wait") from None
             yield client
+
+
+def on_worker(function, *args):
+    """Run one task on a dask worker.  A worker running several tasks at once (its ``nthreads``:
+    ``--cluster-cores``, or ``dask worker --nthreads``) runs each task's kernels (numba, BLAS) on
+    one thread, as the local scan does, instead of every task starting a thread per core."""
+    from distributed import get_worker
+
+    try:
+        threads = get_worker().state.nthreads
+    except (ValueError, AttributeError):  # not on a worker
+        threads = 1
+    if threads > 1:
+        import numba
+
+        _blas_one_thread()
+        numba.set_num_threads(1)  # per thread: every worker thread sets its own
+    return function(*args)
+
+
+@functools.cache
+def _blas_one_thread() -> None:
+    from .._threads import set_library_threads
+
+    set_library_threads(1)  # the worker process's BLAS, for good: all its threads run blocks

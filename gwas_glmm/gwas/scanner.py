@@ -330,6 +330,8 @@ class Scan:
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
         from distributed import as_completed
 
+        from .cluster import on_worker
+
         # one future for the whole dict (a scattered dict would be keyed by phenotype name), sent to
         # every worker once per chromosome group, not once per block
         [nulls] = client.scatter([nulls], broadcast=True, hash=False)
@@ -339,7 +341,8 @@ class Scan:
         futures = {}
 
         def submit(k):
-            future = client.submit(compute_block, self._task(k, ratios), nulls, key=f"scan-block-{self.key}-{k}", pure=False)
+            future = client.submit(on_worker, compute_block, self._task(k, ratios), nulls, key=f"scan-block-{self.key}-{k}",
+                                   pure=False)
             futures[future] = k
             return future
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 
 import numpy as np
 
-from .._accelerate import blas_serial
+from .._threads import fit_threads
 from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
 from .conditional import conditional_sd
@@ -73,6 +72,14 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
     if not termset.terms:
         raise InputError("a mixed model needs at least one random-effect term")
+    # threads for this fit's size (gwas_glmm._threads.fit_threads): the largest known covariance
+    # is the only dense matrix a fit factorises
+    dense = max((len(t.levels) for t in termset.terms if isinstance(t, KnownCovTerm)), default=0)
+    with fit_threads(len(y), dense):
+        return _fit(y, x, termset, fam, weights, offset, names, method, n_agq)
+
+
+def _fit(y, x, termset: TermSet, fam: Family, weights, offset, names, method, n_agq) -> GlmmResult:
     if fam.name == "gaussian" and fam.link.name == "identity":
         method = (method or "REML").upper()
         if method not in ("REML", "ML"):
@@ -273,24 +280,22 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     else:  # each evaluation is cheap: start from the GLM fit directly
         start = np.concatenate([terms.start(), beta0, extra])
     lower = np.concatenate([terms.lower(), np.full(p, -np.inf), [-np.inf] * len(extra)])
-    # the fused kernel's parallel loops need the cores that BLAS's workers would spin on
-    with blas_serial() if code is not None else contextlib.nullcontext():
-        if with_gradient is not None:  # quasi-Newton, and the Hessian from gradient differences
-            res = optimize_gradient(with_gradient, start, lower, n_obs=n)
-            params = res.x.copy()
-            params[:nt] = np.maximum(params[:nt], terms.lower())
-            hess = gradient_hessian(lambda z: with_gradient(z)[1], params)
-        else:
-            res = optimize_theta(objective, start, lower, method="COBYQA")
-            params = res.x.copy()
-            params[:nt] = np.maximum(params[:nt], terms.lower())
-            hess = numerical_hessian(objective, params)
-        dev = objective(params)  # after the Hessian's probes, so the state is left at the optimum
-        theta, beta = unpack(params)
-        cov_all = 2.0 * np.linalg.pinv(hess)
-        cov = cov_all[nt:nt + p, nt:nt + p]
-        state_u = state["u"]
-        final = run_pirls(theta, eta_fixed=offset + x @ beta)
+    if with_gradient is not None:  # quasi-Newton, and the Hessian from gradient differences
+        res = optimize_gradient(with_gradient, start, lower, n_obs=n)
+        params = res.x.copy()
+        params[:nt] = np.maximum(params[:nt], terms.lower())
+        hess = gradient_hessian(lambda z: with_gradient(z)[1], params)
+    else:
+        res = optimize_theta(objective, start, lower, method="COBYQA")
+        params = res.x.copy()
+        params[:nt] = np.maximum(params[:nt], terms.lower())
+        hess = numerical_hessian(objective, params)
+    dev = objective(params)  # after the Hessian's probes, so the state is left at the optimum
+    theta, beta = unpack(params)
+    cov_all = 2.0 * np.linalg.pinv(hess)
+    cov = cov_all[nt:nt + p, nt:nt + p]
+    state_u = state["u"]
+    final = run_pirls(theta, eta_fixed=offset + x @ beta)
     result = GlmmResult(
         family=fam.name, link=fam.link.name, method="Laplace" if n_agq == 1 else f"AGQ({n_agq})",
         coef_names=names, beta=beta, cov_beta=cov,

@@ -77,10 +77,20 @@ def _nb_theta(fam, y, mu, weights) -> float:
     return float(np.exp(res.x))
 
 
-def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str | None = None, *,
-            weights=None, offset=None, coef_names=None, tol: float = 1e-6, max_iter: int = 100) -> GlmmResult:
+def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str | None = None, **options
+            ) -> GlmmResult:
     """Fit by PQL/AI-REML.  ``kinships``: list of (name, K) with K an (n, n) array in the order
-    of the observations (align a :class:`~gwas_glmm.kinship.Kinship` first)."""
+    of the observations (align a :class:`~gwas_glmm.kinship.Kinship` first).  ``options``:
+    weights, offset, coef_names, tol (1e-6), max_iter (100).  One n x n Cholesky factorisation
+    per iteration: BLAS threads as :func:`gwas_glmm._threads.dense_threads` chooses."""
+    from .._threads import fit_threads
+
+    with fit_threads(len(y), len(y)):
+        return _fit_pql(y, x, kinships, family, link, **options)
+
+
+def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, weights=None, offset=None,
+             coef_names=None, tol: float = 1e-6, max_iter: int = 100) -> GlmmResult:
     fam = get_family(family, link)
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
