@@ -135,7 +135,8 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 
 
 def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
-                  speed: MachineSpeed, base: int, loco_parts: int = 0) -> Estimate:
+                  speed: MachineSpeed, base: int, loco_parts: int = 0, loco_at_once: int = 1) -> Estimate:
+    """``loco_at_once``: chromosomes factorised at once (``gwas.nullfit.loco_workers``)."""
     nn, big = float(n) * n, float(matrix_n) * matrix_n
     loaded = big * 8 * (2 if eigen_stored else 1)
     subset = n != matrix_n
@@ -154,10 +155,11 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
     if loco_parts:
         flops_l = loco_parts * k * (n**3 / 3.0 + 2.0 * nn * p)
         flops += flops_l
-        memory = max(memory, loaded + nn * (4 + 8 + 8))  # a LOCO matrix, its aligned copy and Sigma_c
+        # per chromosome in flight: a LOCO matrix, its aligned copy and Sigma_c
+        memory = max(memory, loaded + loco_at_once * nn * (4 + 8 + 8))
         loaded += loco_parts * big * 12
         detail.append(f"LOCO: {loco_parts} chromosome(s) x {k} phenotype(s), one n^3/3 factorisation each "
-                      f"({flops_l:.3g} flops); --no-loco to skip")
+                      f"({flops_l:.3g} flops), {loco_at_once} at once; --no-loco to skip")
     seconds = STARTUP_SECONDS + flops / speed.dgemm + (loaded + disk) / DISK_WRITE_RATE
     return Estimate("null", base + memory, disk, seconds, flops, loaded, detail)
 

@@ -130,9 +130,15 @@ def pipeline(prefix: Path, work: Path, tag: str, n: int) -> list[tuple[str, list
     ]
 
 
-def run_condition(python: str, env: dict, prefix: Path, work: Path, tag: str, n: int, fits: bool) -> dict:
+STEPS = ("grm", "eigen", "null_qt", "null_bt", "scan")
+
+
+def run_condition(python: str, env: dict, prefix: Path, work: Path, tag: str, n: int, fits: bool,
+                  steps=STEPS) -> dict:
     times = {}
     for name, args in pipeline(prefix, work, tag, n):
+        if name not in steps:
+            continue
         for stale in work.glob(f"s_{tag}*"):  # a scan would resume from an earlier run's checkpoints
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         times[name] = measure([python, "-m", "gwas_glmm", *args], env=env)["seconds"]
@@ -163,10 +169,13 @@ def main() -> None:
     ap.add_argument("--load-seconds", type=float, default=3600, help="no load runs longer than this")
     ap.add_argument("--baseline", default=None, help="a checkout of an earlier version, run on the same files")
     ap.add_argument("--no-fits", action="store_true", help="skip the GLMM fits")
+    ap.add_argument("--steps", nargs="+", default=None, choices=STEPS,
+                    help="only these stages (scan needs null_qt, the null stages need grm and eigen)")
     ap.add_argument("--workdir", default="bench_out/contention")
     args = ap.parse_args()
     from gwas_glmm._threads import detect
 
+    steps = tuple(args.steps or STEPS)
     cpus = detect()
     print(f"CPUs: {cpus.describe()}; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     versions = {"now": os.environ.copy()}
@@ -187,11 +196,12 @@ def main() -> None:
         rows = {}
         fits = not args.no_fits and n == args.n_samples[0]  # the fits do not depend on N
         for version, env in versions.items():
-            rows[(version, "idle")] = run_condition(sys.executable, env, prefix, work, f"{version}-idle", n, fits)
+            rows[(version, "idle")] = run_condition(sys.executable, env, prefix, work, f"{version}-idle", n, fits,
+                                                    steps)
             for kind in args.loads:
                 with Load(kind, cpus.count, args.load_seconds, prefix, work, sys.executable):
                     rows[(version, kind)] = run_condition(sys.executable, env, prefix, work, f"{version}-{kind}", n,
-                                                          fits)
+                                                          fits, steps)
         record["results"][str(n)] = {f"{v}/{c}": t for (v, c), t in rows.items()}
         write_json(Path(args.workdir) / "contention.json", record)
         print(f"\nN = {n:,}, {args.n_variants:,} variants; {cpus.describe()}")

@@ -43,10 +43,13 @@ def _dry_run_null(args: argparse.Namespace, pheno, covar, kin_ids) -> None:
     fid, iid, eigen_stored, h5 = kin_ids
     aligned = align_samples(kinship_samples(fid, iid), pheno, covar)
     n = int((~np.isnan(aligned.y).any(axis=1)).sum())
+    from ..gwas.nullfit import loco_workers
+
+    parts = len(loco_names(args.grm)) if args.loco and h5 else 0
     est = sizing.estimate_null(n, aligned.x.shape[1] + 1, len(aligned.pheno_names), family=args.family,
                                eigen_stored=eigen_stored, matrix_n=len(iid), speed=sizing.MachineSpeed.measure(),
-                               base=sizing.process_rss(),
-                               loco_parts=len(loco_names(args.grm)) if args.loco and h5 else 0)
+                               base=sizing.process_rss(), loco_parts=parts,
+                               loco_at_once=loco_workers(n, parts - 1) if parts > 1 else 1)
     print_estimate(est)
 
 

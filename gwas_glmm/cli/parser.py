@@ -15,7 +15,8 @@ from ..simulate.config import SimulationConfig
 def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--out", required=True, metavar="PREFIX", help=out_help)
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="threads for reading and kernels (default: all cores)")
+                   help="threads for reading and kernels (default: the CPUs this job may use: affinity mask, "
+                        "cgroup quota, SLURM_CPUS_PER_TASK and the like; logged)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
 
 
