@@ -134,6 +134,24 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
     return Estimate("grm", base + memory, disk, seconds, flops, n * m / 4.0, detail)
 
 
+def estimate_sparse_grm(n: int, m: int, *, block: int, panel: int, speed: MachineSpeed, threads: int,
+                        base: int, kept_fraction: float = 0.001) -> Estimate:
+    """The sparse GRM by row panels (``kinship.sparse_grm``): n^2 M flops, one decode of the .bed
+    per panel, a panel (12 b n bytes) and the kept entries (12 bytes each; ``kept_fraction`` of the
+    n^2 pairs, a guess for cohorts of relatives: measured on the run's log)."""
+    nn = float(n) * n
+    panels = -(-n // max(panel, 1))
+    flops = nn * m
+    kept = 12.0 * (n + kept_fraction * nn)
+    memory = 12.0 * panel * n + 2 * n * block * (4 + 4) + 2 * kept
+    seconds = (STARTUP_SECONDS + flops / speed.sgemm + panels * _decode_seconds(n, m, speed, threads)
+               + kept / DISK_WRITE_RATE)
+    detail = [f"{n} samples x {m} candidate variants in {panels} panel(s) of {panel} samples: {flops:.3g} flops, "
+              f"the .bed decoded once per panel; panel {_size(12.0 * panel * n)}, kept entries ~{_size(kept)} "
+              f"(assuming {kept_fraction:g} of the pairs related)"]
+    return Estimate("grm", base + memory, kept, seconds, flops, panels * n * m / 4.0, detail)
+
+
 def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
                   speed: MachineSpeed, base: int, loco_parts: int = 0, loco_at_once: int = 1) -> Estimate:
     """``loco_at_once``: chromosomes factorised at once (``gwas.nullfit.loco_workers``)."""

@@ -217,7 +217,7 @@ def test_cli_grm_eigen_convert(tmp_path, reference_fileset):
 
     out = tmp_path / "grm.h5"
     assert main(["grm", "--bfile", str(reference_fileset), "--out", str(out), "--thin-count", "600",
-                 "--eigen", "--sparse-cutoff", "0.1", "--threads", "1"]) == 0
+                 "--eigen", "--sparse-cutoff", "0.1", "--dense", "--threads", "1"]) == 0
     kin = load_kinship(out)
     assert kin.eigen is not None and kin.meta["n_variants"] <= 600
     assert (tmp_path / "grm.log").exists()

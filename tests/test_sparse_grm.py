@@ -54,3 +54,30 @@ def test_a_cutoff_outside_zero_one_is_one_error(small_cohort, cutoff):
 def test_panels_fit_the_memory_budget():
     assert panel_rows(100_000, 1 << 30) == (1 << 30) // (12 * 100_000)
     assert panel_rows(50) == 50 and panel_rows(10_000_000) == 64
+
+
+def test_cli_builds_only_the_sparse_grm_and_checks_its_options(small_cohort, tmp_path, capsys):
+    from gwas_glmm import load_kinship
+    from gwas_glmm.cli import main
+
+    out = tmp_path / "sp.grm.h5"
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(out), "--sparse-cutoff", "0.05"]) == 0
+    log = (tmp_path / "sp.log").read_text()
+    assert "related pairs kept" in log and "largest groups of related samples" in log and "no LOCO parts" in log
+    kin = load_kinship(out, sparse=True)
+    expected = sparse_grm(PlinkFileset(small_cohort.bfile), cutoff=0.05)[0]
+    assert kin.is_sparse and abs(kin.matrix - expected).max() == 0 and kin.meta["sparse_cutoff"] == 0.05
+    capsys.readouterr()
+    assert main(["null", "--grm", str(out), "--pheno", str(small_cohort.pheno), "--pheno-name", "qt",
+                 "--out", str(tmp_path / "n")]) == 1
+    assert "holds only a sparse GRM" in capsys.readouterr().err.strip().splitlines()[-1]
+    for bad, message in ((["--sparse-cutoff", "1.5"], "strictly between 0 and 1"),
+                         (["--sparse-cutoff", "0.05", "--eigen"], "--eigen needs the dense GRM"),
+                         (["--dense"], "--dense goes with --sparse-cutoff")):
+        target = tmp_path / "bad.grm.h5"
+        assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(target), *bad]) == 1
+        assert message in capsys.readouterr().err.strip().splitlines()[-1]
+        assert not target.exists()
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(tmp_path / "d.grm.h5"), "--sparse-cutoff",
+                 "0.05", "--dry-run"]) == 0
+    assert "panel(s)" in capsys.readouterr().err

@@ -84,7 +84,10 @@ def _add_kinship_commands(sub) -> None:
                    "n x n matrix per chromosome)")
     g.add_argument("--eigen", action="store_true", help="also store the eigendecomposition")
     g.add_argument("--sparse-cutoff", type=float, default=None, metavar="X",
-                   help="also store a sparse GRM keeping off-diagonal entries >= X (fastGWA: 0.05)")
+                   help="a sparse GRM keeping the diagonal and the off-diagonal entries >= X (fastGWA: 0.05), "
+                   "built by panels of samples without an n x n matrix; with --dense, stored beside the dense GRM")
+    g.add_argument("--dense", action="store_true",
+                   help="with --sparse-cutoff: also build the dense GRM (and its LOCO parts, --eigen)")
     g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
     g.add_argument("--thin", type=float, default=None, metavar="P", help="use each variant with probability P")
     g.add_argument("--seed", type=int, default=1, help="seed for --thin/--thin-count")

@@ -19,6 +19,7 @@ from ..io.tables import write_tsv
 from ..kinship import GrmConfig, compute_grm, pedigree_kinship, sparsify, thin_variants
 from ..kinship.files import read_kinship, write_kinship
 from ..kinship.grm import grm_memory_bytes
+from ..kinship.sparse_grm import check_cutoff
 from ..kinship.store import KinshipWriter, add_eigen, grm_chromosomes
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
@@ -143,6 +144,12 @@ def run_grm(args: argparse.Namespace) -> None:
                        double=args.double, block_size=args.block_size, loco=args.loco)
     out = grm_path(args.out)
     n = fileset.n_samples if samples is None else len(samples)
+    if args.sparse_cutoff is not None:
+        check_cutoff(args.sparse_cutoff)
+        if not args.dense:
+            return _run_sparse_grm(args, fileset, samples, variants, config, out, started)
+    elif args.dense:
+        raise InputError("--dense goes with --sparse-cutoff (the GRM is dense without it)")
     if args.dry_run:
         from .. import sizing
         from .gwas_runners import print_estimate
@@ -165,7 +172,7 @@ def run_grm(args: argparse.Namespace) -> None:
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
                      provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
                                                    "fam": fileset.fam_path}, parameters=params, started=started))
-        if args.sparse_cutoff is not None:
+        if args.sparse_cutoff is not None:  # --dense: the sparse copy from the dense matrix
             sparse = sparsify(kinship.matrix, args.sparse_cutoff)
             writer.write_sparse(sparse, args.sparse_cutoff)
             log.info("sparse GRM (entries >= %g): %d non-zeros, %.3f%% of the matrix",
@@ -173,6 +180,40 @@ def run_grm(args: argparse.Namespace) -> None:
     diag = np.diag(kinship.matrix)
     log.info("GRM written to %s (%.1f s): diagonal mean %.4f (sd %.4f), %d variants used",
              out, time.perf_counter() - started, diag.mean(), diag.std(), total.n_variants)
+
+
+def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Path, started: float) -> None:
+    """``grm --sparse-cutoff X`` without --dense: the sparse GRM by panels, never n x n."""
+    from ..kinship import Kinship
+    from ..kinship.sparse_grm import panel_rows, sparse_grm
+
+    if args.eigen:
+        raise InputError("--eigen needs the dense GRM: add --dense (or leave out --sparse-cutoff)")
+    n = fileset.n_samples if samples is None else len(samples)
+    panel = panel_rows(n)
+    if args.dry_run:
+        from .. import sizing
+        from .gwas_runners import print_estimate
+
+        print_estimate(sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel,
+                                                  speed=sizing.MachineSpeed.measure(),
+                                                  threads=thread_count(args.threads), base=sizing.process_rss()))
+        return
+    if args.loco:
+        log.info("the sparse GRM has no LOCO parts (fastGWA's sparse path tests against the full sparse GRM)")
+    log.info("sparse GRM of %d samples over %d candidate variants: %s missing mode, panels of %d samples "
+             "(%.0f MiB each)", n, len(variants), config.missing, panel, 12 * panel * n / 2**20)
+    matrix, summary, meta = sparse_grm(fileset, cutoff=args.sparse_cutoff, samples=samples, variants=variants,
+                                       config=config, panel=panel, show_progress=True)
+    fam = fileset.samples if samples is None else fileset.samples.take(samples)
+    kinship = Kinship(matrix, fam.fid.astype(object), fam.iid.astype(object), None, meta)
+    params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
+    with KinshipWriter(out) as writer:
+        writer.write(kinship, provenance=provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
+                                                                         "fam": fileset.fam_path},
+                                                     parameters=params, started=started))
+    log.info("sparse GRM written to %s (%.1f s): %d related pairs, %d non-zeros", out, time.perf_counter() - started,
+             summary.pairs, matrix.nnz)
 
 
 def run_eigen(args: argparse.Namespace) -> None:

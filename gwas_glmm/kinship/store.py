@@ -249,6 +249,9 @@ def load_kinship(path, *, loco: str | None = None, with_eigen: bool = True, spar
                 eigen = read_eigen(h5["loco"][_loco_key(h5, str(loco), path)])
         else:
             if "matrix" not in h5:
+                if "sparse" in h5:
+                    raise InputError(f"{path} holds only a sparse GRM (grm --sparse-cutoff); this step needs the dense "
+                                     "GRM: run grm without --sparse-cutoff, or with --dense")
                 raise InputError(f"{path}: holds no dense matrix")
             matrix = h5["matrix"][...]
             if with_eigen:
