@@ -22,14 +22,3 @@ def jit(*args, **kwargs):
     kwargs.setdefault("cache", _cache_enabled())
     return numba.njit(*args, **kwargs)
 
-
-def one_thread_per_worker():
-    """For a pool of worker threads that each run kernels: numba's parallel loops and BLAS one
-    thread each while the pool runs (a context manager), so t workers use t cores rather than t
-    times the kernels' own thread counts.  numba's setting is per calling thread: call
-    ``numba.set_num_threads(1)`` in each worker too.  Oversubscribed, a 2-worker fast scan
-    spent 50 us per variant and block instead of 33 (N = 10,000)."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
-

@@ -228,6 +228,14 @@ def fit_threads(n_obs: int, dense: int = 0):
         numba.set_num_threads(before)
 
 
+def one_numba_thread() -> None:
+    """numba's parallel loops on one thread for the calling thread (a per-thread setting: each
+    worker of a pool calls it, e.g. as the pool's initializer)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
 @contextlib.contextmanager
 def blas_threads(count: int):
     """BLAS and OpenMP libraries limited to ``count`` threads while the block runs (process-wide:

@@ -25,6 +25,11 @@ def keep_samples(fileset: PlinkFileset, path: str | None):
     return index
 
 
+def run_parameters(args: argparse.Namespace) -> dict:
+    """The command's options for the output's provenance (not the parser's own bookkeeping)."""
+    return {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
+
+
 def selection(args: argparse.Namespace):
     """(fileset, variant positions, sample positions or None) from the shared selection flags."""
     fileset = PlinkFileset(args.bfile, num_threads=thread_count(args.threads))

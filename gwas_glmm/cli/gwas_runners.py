@@ -12,13 +12,9 @@ from .._progress import get_logger
 from .._threads import thread_count
 from ..exceptions import InputError
 from ..provenance import provenance
-from .common import null_path, selection
+from .common import null_path, run_parameters, selection
 
 log = get_logger("cli")
-
-
-def _params(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
 
 
 def print_estimate(estimate) -> None:
@@ -96,7 +92,7 @@ def run_null(args: argparse.Namespace) -> None:
     save_nulls(out, nulls, fid=fid, iid=iid, grm=str(Path(args.grm).resolve()), covar_names=covar_names,
                grm_chromosomes=grm_chromosomes(args.grm) if h5 else None,
                provenance={**provenance(step="null", inputs={"grm": args.grm, "pheno": args.pheno},
-                                        parameters=_params(args), started=started), "status": statuses})
+                                        parameters=run_parameters(args), started=started), "status": statuses})
     log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
              time.perf_counter() - started)
 

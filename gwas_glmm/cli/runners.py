@@ -23,7 +23,7 @@ from ..kinship.sparse_grm import check_cutoff
 from ..kinship.store import KinshipWriter, add_eigen, grm_chromosomes
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
-from .common import grm_path, selection
+from .common import grm_path, run_parameters, selection
 from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
@@ -168,10 +168,9 @@ def run_grm(args: argparse.Namespace) -> None:
         if args.eigen:
             kinship = kinship.decompose()
             log.info("eigendecomposition: %s", kinship.eigen.report())
-        params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
                      provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
-                                                   "fam": fileset.fam_path}, parameters=params, started=started))
+                                                   "fam": fileset.fam_path}, parameters=run_parameters(args), started=started))
         if args.sparse_cutoff is not None:  # --dense: the sparse copy from the dense matrix
             sparse = sparsify(kinship.matrix, args.sparse_cutoff)
             writer.write_sparse(sparse, args.sparse_cutoff)
@@ -207,11 +206,10 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
                                        config=config, panel=panel, show_progress=True)
     fam = fileset.samples if samples is None else fileset.samples.take(samples)
     kinship = Kinship(matrix, fam.fid.astype(object), fam.iid.astype(object), None, meta)
-    params = {k: v for k, v in vars(args).items() if k not in ("runner", "command", "verbose")}
     with KinshipWriter(out) as writer:
         writer.write(kinship, provenance=provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
                                                                          "fam": fileset.fam_path},
-                                                     parameters=params, started=started))
+                                                     parameters=run_parameters(args), started=started))
     log.info("sparse GRM written to %s (%.1f s): %d related pairs, %d non-zeros", out, time.perf_counter() - started,
              summary.pairs, matrix.nnz)
 

@@ -126,10 +126,10 @@ def on_worker(function, *args):
     except (ValueError, AttributeError):  # not on a worker
         threads = 1
     if threads > 1:
-        import numba
+        from .._threads import one_numba_thread
 
         _blas_one_thread()
-        numba.set_num_threads(1)  # per thread: every worker thread sets its own
+        one_numba_thread()  # per thread: every worker thread sets its own
     return function(*args)
 
 

@@ -198,11 +198,10 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
         done = {chroms[0]: one(chroms[0])}
         workers = loco_workers(len(todo[next(iter(todo))].iid), len(chroms) - 1)
         if workers > 1:  # chromosomes on threads of their own, one BLAS thread each (see loco_workers)
-            from .._threads import blas_threads
-            from .scanner import _one_numba_thread
+            from .._threads import blas_threads, one_numba_thread
 
             with blas_threads(1), ThreadPoolExecutor(workers, thread_name_prefix="loco",
-                                                     initializer=_one_numba_thread) as pool:
+                                                     initializer=one_numba_thread) as pool:
                 done.update(zip(chroms[1:], pool.map(one, chroms[1:])))
         else:
             done.update((chrom, one(chrom)) for chrom in chroms[1:])

@@ -27,6 +27,7 @@ import numpy as np
 
 from .._atomic import atomic_path, exclusive
 from .._progress import get_logger, progress
+from .._threads import blas_threads, one_numba_thread
 from ..exceptions import AlignmentError, InputError
 from ..genotype.stats import VariantFilter
 from ..io.chrom import chrom_sort_key
@@ -306,17 +307,17 @@ class Scan:
         each runs its kernels (numba, BLAS) on one thread.  The tasks are
         named in block order, so that dask runs them in a fixed order (the last-named first), one
         chromosome after another (its order for unnamed tasks is arbitrary)."""
-        from .._accelerate import one_thread_per_worker
 
         threads = self.config.threads
         # every kernel releases the GIL (numba's, BLAS's, zlib's): with several workers, one
-        # thread each (a 2-worker fast scan oversubscribed spent 50 us per variant, not 33; the
+        # thread each, so t workers use t cores rather than t times the kernels' own thread counts
+        # (a 2-worker fast scan oversubscribed spent 50 us per variant, not 33 at N = 10,000; the
         # exact scan at n = 1,983 on two 1-thread workers 14.4 s against 21.8 s one block at a time)
         single = threads > 1
 
         def one(k):
             if single:
-                _one_numba_thread()
+                one_numba_thread()
             nulls, ratios = nulls_of(self.chrom[k])
             self._save_block(k, compute_block(self._task(k, ratios), nulls))
             nulls_of(self.chrom[k], done=True)
@@ -324,7 +325,7 @@ class Scan:
 
         tasks = [dask.delayed(one, pure=False)(k, dask_key_name=f"scan-block-{self.key}-{k:07d}") for k in todo]
         nulls_of = _ChromosomeNulls(self.nulls_for, [self.chrom[k] for k in todo], threads, single)
-        with one_thread_per_worker() if single else contextlib.nullcontext(), nulls_of:
+        with blas_threads(1) if single else contextlib.nullcontext(), nulls_of:
             dask.compute(*tasks, scheduler="threads", num_workers=threads)
 
     def _run_distributed(self, todo: list[int], bar, client, nulls, ratios) -> None:
@@ -396,7 +397,7 @@ class _ChromosomeNulls:
         self.order = list(dict.fromkeys(chroms))
         self.found, self.lock, self.begun, self.last, self.step = {}, threading.Lock(), set(), None, 1
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="scan-nulls",
-                                       initializer=_one_numba_thread if single else None)
+                                       initializer=one_numba_thread if single else None)
 
     def _submit(self, chrom: str):
         if chrom not in self.found and self.remaining[chrom]:
@@ -442,12 +443,6 @@ class _ChromosomeNulls:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.found.clear()
 
-
-def _one_numba_thread():
-    """numba's parallel loops on one thread (a per-thread setting: each worker calls it)."""
-    import numba
-
-    numba.set_num_threads(1)
 
 
 COMMON_MAF = 0.01  # lambda_GC is also reported among variants at or above this minor allele frequency

@@ -12,7 +12,7 @@ finds its parts whatever spelling each file used.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -49,23 +49,29 @@ def is_autosomal(names) -> np.ndarray:
     return ~np.isin(np.asarray(names, dtype=object).astype(str), NON_AUTOSOMAL)
 
 
+def list_items(items: Iterable[str]) -> Iterator[str]:
+    """plink2's list syntax for an option's values (--chr, --pheno-name, --covar-name): the
+    items given separately or separated by commas, blanks dropped."""
+    for item in items:
+        for piece in str(item).split(","):
+            piece = piece.strip()
+            if piece:
+                yield piece
+
+
 def parse_chrom_list(items: Iterable[str]) -> list[str]:
     """plink2's --chr syntax: names separated by spaces or commas, and ranges such as ``1-4``
     or ``chr20-22`` (numeric ends, or X/Y/XY/MT by their codes 23-26)."""
     out: list[str] = []
-    for item in items:
-        for piece in str(item).split(","):
-            piece = piece.strip()
-            if not piece:
-                continue
-            ends = piece.split("-")
-            if len(ends) == 2 and all(ends):
-                a, b = (_number(chrom_name(e), piece) for e in ends)
-                if a > b:
-                    raise InputError(f"--chr {piece}: the range runs backwards")
-                out.extend(chrom_name(k) for k in range(a, b + 1))
-            else:
-                out.append(chrom_name(piece))
+    for piece in list_items(items):
+        ends = piece.split("-")
+        if len(ends) == 2 and all(ends):
+            a, b = (_number(chrom_name(e), piece) for e in ends)
+            if a > b:
+                raise InputError(f"--chr {piece}: the range runs backwards")
+            out.extend(chrom_name(k) for k in range(a, b + 1))
+        else:
+            out.append(chrom_name(piece))
     return list(dict.fromkeys(out))
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from .._progress import get_logger
 from .._validation import check_file, first_duplicate
 from ..exceptions import AlignmentError, InputError
+from .chrom import list_items
 from .plink import SampleTable, read_columns, read_fam
 
 MISSING_CODES = frozenset({"", "na", "nan", ".", "-9"})
@@ -59,24 +60,20 @@ def expand_names(names: Sequence[str], available: Sequence[str], flag: str, path
     position = {name: k for k, name in enumerate(available)}
     out: list[str] = []
     missing: list[str] = []
-    for item in names:
-        for piece in str(item).split(","):
-            piece = piece.strip()
-            if not piece:
-                continue
-            if piece in position:
-                out.append(piece)
-                continue
-            ends = piece.split("-")
-            spans = [("-".join(ends[:k]), "-".join(ends[k:])) for k in range(1, len(ends))]
-            span = next(((a, b) for a, b in spans if a in position and b in position), None)
-            if span is None:
-                missing.append(piece)
-                continue
-            a, b = position[span[0]], position[span[1]]
-            if a > b:
-                raise InputError(f"{path}: {flag} {piece}: {span[0]} comes after {span[1]} in the file")
-            out.extend(available[a : b + 1])
+    for piece in list_items(names):
+        if piece in position:
+            out.append(piece)
+            continue
+        ends = piece.split("-")
+        spans = [("-".join(ends[:k]), "-".join(ends[k:])) for k in range(1, len(ends))]
+        span = next(((a, b) for a, b in spans if a in position and b in position), None)
+        if span is None:
+            missing.append(piece)
+            continue
+        a, b = position[span[0]], position[span[1]]
+        if a > b:
+            raise InputError(f"{path}: {flag} {piece}: {span[0]} comes after {span[1]} in the file")
+        out.extend(available[a : b + 1])
     if missing:
         raise InputError(f"{path}: no column named {', '.join(map(repr, missing))} ({flag}); columns are: {' '.join(available)}")
     return list(dict.fromkeys(out))
