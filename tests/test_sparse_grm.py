@@ -14,18 +14,20 @@ from gwas_glmm.kinship import GrmConfig, compute_grm
 from gwas_glmm.kinship.sparse_grm import panel_rows, sparse_grm, summarize
 
 
-@pytest.mark.parametrize(("missing", "panel"), [("gcta", 64), ("mean-impute", 100), ("gcta", None)])
-def test_kept_entries_equal_the_dense_grm_and_none_above_the_cutoff_is_missed(small_cohort, missing, panel):
+@pytest.mark.parametrize(("missing", "panel", "double"), [("gcta", 64, False), ("mean-impute", 100, False),
+                                                           ("gcta", None, False), ("gcta", 64, True)])
+def test_kept_entries_equal_the_dense_grm_and_none_above_the_cutoff_is_missed(small_cohort, missing, panel, double):
     fs = PlinkFileset(small_cohort.bfile)
-    config = GrmConfig(missing=missing)
+    config = GrmConfig(missing=missing, double=double)
+    rtol = 1e-10 if double else 1e-5  # --double: float64 products and entries, as the dense path
     dense = compute_grm(fs, config=config)[0].matrix.astype(np.float64)
     cutoff = 0.05
     matrix, summary, meta = sparse_grm(fs, cutoff=cutoff, config=config, panel=panel)
     assert isinstance(matrix, scipy.sparse.csr_matrix) and matrix.shape == dense.shape
     assert (matrix != matrix.T).nnz == 0
     r, c = matrix.nonzero()
-    np.testing.assert_allclose(np.asarray(matrix[r, c]).ravel(), dense[r, c], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(matrix.diagonal(), np.diag(dense), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(matrix[r, c]).ravel(), dense[r, c], rtol=rtol, atol=rtol / 10)
+    np.testing.assert_allclose(matrix.diagonal(), np.diag(dense), rtol=rtol)
     off = r != c
     assert dense[r[off], c[off]].min() >= cutoff - 1e-6  # nothing kept below the cutoff
     above = np.argwhere(np.triu(dense, 1) >= cutoff + 1e-6)

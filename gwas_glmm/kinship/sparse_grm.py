@@ -103,7 +103,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
                 bar.update(block.n_read)
                 if not len(block):
                     continue
-                z = _standardized(block, stop)
+                z = _standardized(block, stop, config.dtype)
                 if shared is not None:
                     m = np.isnan(block.dosages[:stop]).astype(np.float32)
                     if m.any():
@@ -129,7 +129,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
             r, c = np.nonzero(keep)
             rows.append(r + start)
             cols.append(c)
-            vals.append(a[r, c].astype(np.float32))
+            vals.append(a[r, c].astype(config.dtype))
     r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     off = r != c
     matrix = scipy.sparse.csr_matrix((np.concatenate([v, v[off]]), (np.concatenate([r, c[off]]),
@@ -144,10 +144,11 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     return matrix, summary, meta
 
 
-def _standardized(block, stop: int) -> np.ndarray:
-    """The block's first ``stop`` samples standardized as the dense path does (float32, missing 0)."""
+def _standardized(block, stop: int, dtype) -> np.ndarray:
+    """The block's first ``stop`` samples standardized as the dense path does (in ``dtype``: float32,
+    or float64 with ``GrmConfig(double=True)``; missing 0)."""
     from ._grm_numba import standardize_inplace
 
-    z = np.asfortranarray(block.dosages[:stop], dtype=np.float32).copy(order="F")
+    z = np.array(block.dosages[:stop], dtype=dtype, order="F")  # a copy: the block is not ours
     standardize_inplace(z, block.stats.a1freq)
     return z
