@@ -152,6 +152,22 @@ def estimate_sparse_grm(n: int, m: int, *, block: int, panel: int, speed: Machin
     return Estimate("grm", base + memory, kept, seconds, flops, panels * n * m / 4.0, detail)
 
 
+def estimate_pca(n: int, m: int, *, n_pcs: int, width: int, iterations: int, block: int, speed: MachineSpeed,
+                 threads: int, base: int, projected: int = 0) -> Estimate:
+    """``kinship.pca``: iterations + 2 passes over the .bed (one more to project ``projected``
+    samples), each 4 n M l flops (l = ``width`` columns); memory: the Krylov basis n l (q + 1)
+    doubles, a few n x l operands and two genotype blocks."""
+    passes = iterations + 2 + (1 if projected else 0)
+    flops = 4.0 * n * m * width * (iterations + 2) + 2.0 * (n + projected) * m * n_pcs * (1 if projected else 0)
+    memory = 8.0 * n * width * (iterations + 1) * 2 + 8.0 * (n + projected) * width * 3 + 2 * (n + projected) * block * 8
+    seconds = STARTUP_SECONDS + flops / speed.sgemm + passes * _decode_seconds(n + projected, m, speed, threads)
+    detail = [f"{n} samples in the PCA" + (f" ({projected} projected)" if projected else "") +
+              f" x {m} candidate variants: {passes} passes over the .bed, {flops:.3g} flops; Krylov basis "
+              f"{_size(8.0 * n * width * (iterations + 1))}"]
+    return Estimate("pca", base + memory, 16.0 * (n + projected) * (n_pcs + 2), seconds, flops,
+                    passes * (n + projected) * m / 4.0, detail)
+
+
 def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, matrix_n: int,
                   speed: MachineSpeed, base: int, loco_parts: int = 0, loco_at_once: int = 1) -> Estimate:
     """``loco_at_once``: chromosomes factorised at once (``gwas.nullfit.loco_workers``)."""

@@ -83,3 +83,83 @@ def test_cli_builds_only_the_sparse_grm_and_checks_its_options(small_cohort, tmp
     assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(tmp_path / "d.grm.h5"), "--sparse-cutoff",
                  "0.05", "--dry-run"]) == 0
     assert "panel(s)" in capsys.readouterr().err
+
+
+def test_gcta_and_saige_sparse_files_round_trip_and_align(small_cohort, tmp_path, capsys):
+    from gwas_glmm import read_kinship
+    from gwas_glmm.cli import main
+
+    out = tmp_path / "sp"
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(out), "--sparse-cutoff", "0.05",
+                 "--sparse-format", "gcta", "saige"]) == 0
+    fs = PlinkFileset(small_cohort.bfile)
+    expected = sparse_grm(fs, cutoff=0.05)[0]
+    lines = (tmp_path / "sp.grm.sp").read_text().splitlines()
+    i, j = np.array([ln.split()[:2] for ln in lines], dtype=int).T
+    assert np.all(i >= j) and len(lines) == (expected.nnz + fs.n_samples) // 2  # lower triangle, 0-based
+    assert (tmp_path / "sp.sparseGRM.mtx").read_text().startswith("%%MatrixMarket matrix coordinate real symmetric")
+    assert (tmp_path / "sp.sparseGRM.mtx.sampleIDs.txt").read_text().split() == list(fs.samples.iid)
+    for name in ("sp.grm.sp", "sp.sparseGRM.mtx"):
+        kin = read_kinship(tmp_path / name)
+        assert kin.is_sparse and (kin.matrix.astype(np.float32) != expected).nnz == 0, name
+        back = kin.align(fs.samples.fid[::-1], fs.samples.iid[::-1])  # a permutation: rows follow the IDs
+        assert back.matrix[0, 0] == kin.matrix[-1, -1] and list(back.iid) == list(fs.samples.iid[::-1])
+    assert read_kinship(tmp_path / "sp.sparseGRM.mtx").meta["iid_only"]  # SAIGE's file has IIDs alone
+    assert main(["convert-kinship", "--kinship", str(tmp_path / "sp.sparseGRM.mtx"),
+                 "--out", str(tmp_path / "again.grm.sp")]) == 0
+    assert read_kinship(tmp_path / "again.grm.sp").matrix.nnz == expected.nnz
+    capsys.readouterr()
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(tmp_path / "x"),
+                 "--sparse-format", "gcta"]) == 1
+    assert "--sparse-format goes with --sparse-cutoff" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("a.grm.sp", "0\t0\t1\n5\t0\t0.5\n", "sample number 5 outside 0..2"),
+    ("b.grm.sp", "0\t0\t1\n1\tx\t0.5\n", "line 2: 'x' is not a sample number"),
+    ("c.grm.sp", "0\t0\t1\n1\t0\tNaN\n", "line 2: 'NaN' is not a finite number"),
+    ("d.grm.sp", "0\t0\t1\n1\t0\t0.5\n0\t1\t0.4\n", "listed twice with different values"),
+    ("e.grm.sp", "0 0 1 7\n", "expected 3 columns"),
+])
+def test_bad_gcta_sparse_files_are_one_line(tmp_path, name, content, message):
+    from gwas_glmm import read_kinship
+
+    (tmp_path / name).write_text(content)
+    (tmp_path / name.replace(".grm.sp", ".grm.id")).write_text("f a\nf b\nf c\n")
+    with pytest.raises(InputError, match=message):
+        read_kinship(tmp_path / name)
+
+
+def test_a_sparse_file_for_other_samples_is_one_line(small_cohort, tmp_path):
+    from gwas_glmm import read_kinship
+    from gwas_glmm.exceptions import AlignmentError
+
+    (tmp_path / "o.grm.sp").write_text("0\t0\t1\n1\t1\t1\n")
+    (tmp_path / "o.grm.id").write_text("F1\tnobody\nF2\tnone\n")
+    fs = PlinkFileset(small_cohort.bfile)
+    with pytest.raises(AlignmentError, match="have no row in the kinship matrix, first"):
+        read_kinship(tmp_path / "o.grm.sp").align(fs.samples.fid, fs.samples.iid)
+    (tmp_path / "m.mtx").write_text("%%MatrixMarket matrix coordinate real symmetric\n3 3 1\n1 1 1.0\n")
+    (tmp_path / "m.mtx.sampleIDs.txt").write_text("a\nb\n")
+    with pytest.raises(InputError, match="lists 2 samples; the files do not belong together"):
+        read_kinship(tmp_path / "m.mtx")
+
+
+def test_every_first_and_second_degree_pair_of_the_pedigree_is_found(one_population_cohort):
+    """The simulator's pedigree (PREFIX.pairs.tsv) is the truth: every parent-offspring,
+    full-sibling (first degree) and avuncular (second degree) pair is kept at fastGWA's cutoff
+    0.05; first cousins (third degree, expected 0.125) are counted and nearly all found."""
+    import pandas as pd
+
+    fs = PlinkFileset(one_population_cohort.bfile)
+    matrix = sparse_grm(fs, cutoff=0.05)[0]
+    row = {iid: k for k, iid in enumerate(fs.samples.iid)}
+    truth = pd.read_csv(f"{one_population_cohort.prefix}.pairs.tsv", sep="\t")
+    found = np.array([matrix[row[a], row[b]] >= 0.05 for a, b in zip(truth.IID1, truth.IID2)])
+    recall = pd.Series(found).groupby(truth.RELATION.to_numpy()).mean()
+    assert set(recall.index) == {"parent-offspring", "full-sibling", "avuncular", "first-cousin"}
+    assert recall[["parent-offspring", "full-sibling", "avuncular"]].min() == 1.0
+    assert recall["first-cousin"] > 0.95
+    degree = pd.Series(matrix[row[a], row[b]] for a, b in zip(truth.IID1, truth.IID2)).groupby(
+        truth.RELATION.to_numpy()).mean()
+    np.testing.assert_allclose(degree[["parent-offspring", "avuncular", "first-cousin"]], [0.5, 0.25, 0.125], atol=0.03)

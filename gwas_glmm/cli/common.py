@@ -52,12 +52,21 @@ def grm_path(out: str) -> Path:
     return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.grm.h5")
 
 
+def sparse_export_paths(out: str, formats) -> list[Path]:
+    """The files ``grm --sparse-format`` writes beside the .h5: GCTA's and SAIGE's sparse GRM."""
+    stem = str(grm_path(out))[: -len(".grm.h5")] if str(grm_path(out)).endswith(".grm.h5") else \
+        str(grm_path(out)).rsplit(".", 1)[0]
+    paths = {"gcta": [Path(stem + ".grm.sp"), Path(stem + ".grm.id")],
+             "saige": [Path(stem + ".sparseGRM.mtx"), Path(stem + ".sparseGRM.mtx.sampleIDs.txt")]}
+    return [p for f in formats for p in paths[f]]
+
+
 def null_path(out: str) -> Path:
     return Path(out if out.endswith((".h5", ".hdf5")) else f"{out}.null.h5")
 
 
-_KINSHIP_SUFFIXES = (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".rel.bin", ".rel.gz",
-                     ".rel")
+_KINSHIP_SUFFIXES = (".tsv.gz", ".null.h5", ".grm.h5", ".h5", ".hdf5", ".grm.bin", ".grm.gz", ".grm.sp",
+                     ".sparseGRM.mtx", ".mtx", ".rel.bin", ".rel.gz", ".rel")
 
 
 def log_path(args: argparse.Namespace) -> Path | None:
@@ -72,7 +81,8 @@ def log_path(args: argparse.Namespace) -> Path | None:
     return Path(f"{out}.log")
 
 
-_INPUT_FLAGS = ("grm", "null", "pheno", "covar", "keep", "extract", "exclude", "kinship", "results", "grm_ids")
+_INPUT_FLAGS = ("grm", "null", "pheno", "covar", "keep", "extract", "exclude", "kinship", "results", "grm_ids",
+                "sparse_grm")
 
 
 def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
@@ -86,6 +96,7 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
     for flag, path in list(found):  # a foreign kinship's companions (.grm.id, .grm.N.bin, .rel.id)
         name = str(path)
         for suffix, extra in ((".grm.bin", (".grm.id", ".grm.N.bin")), (".grm.gz", (".grm.id",)),
+                              (".grm.sp", (".grm.id",)), (".mtx", (".mtx.sampleIDs.txt",)),
                               (".rel.bin", (".rel.id",)), (".rel.gz", (".rel.id",)), (".rel", (".rel.id",))):
             if name.endswith(suffix):
                 found += [(flag, Path(name[: -len(suffix)] + e)) for e in extra]
@@ -95,8 +106,10 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
 
 def _outputs(args: argparse.Namespace) -> list[Path]:
     out = getattr(args, "out", None)
-    files = {"grm": lambda: [grm_path(out)], "null": lambda: [null_path(out)], "merge": lambda: [Path(out)],
+    files = {"grm": lambda: [grm_path(out), *sparse_export_paths(out, getattr(args, "sparse_format", []))],
+             "null": lambda: [null_path(out)], "merge": lambda: [Path(out)],
              "freq": lambda: [Path(f"{out}.freq.tsv")],
+             "pca": lambda: [Path(f"{out}.eigenvec"), Path(f"{out}.eigenval")],
              "plot": lambda: [Path(f"{out}.manhattan.png"), Path(f"{out}.qq.png")],
              "report": lambda: [Path(f"{out}.{s}") for s in ("manhattan.png", "qq.png", "report.md")],
              "convert-kinship": lambda: [Path(out), *(p for _, p in _inputs(argparse.Namespace(kinship=out)))],
@@ -122,8 +135,8 @@ def check_outputs(args: argparse.Namespace) -> None:
                                  "choose another --out")
 
 
-_AT_LEAST_ONE = ("threads", "block_size", "top", "cluster_jobs", "cluster_cores", "thin_count")
-_NOT_NEGATIVE = ("seed", "mac", "psd_tol")
+_AT_LEAST_ONE = ("threads", "block_size", "top", "cluster_jobs", "cluster_cores", "thin_count", "n_pcs")
+_NOT_NEGATIVE = ("seed", "mac", "psd_tol", "iterations")
 _FRACTIONS = {"maf": 0.5, "geno": 1.0, "thin": 1.0}
 
 

@@ -165,7 +165,7 @@ def run_scan(args: argparse.Namespace) -> None:
             from ..gwas.cluster import job_script
 
             log.info("the job script each of the %d workers would run:\n%s", args.cluster_jobs,
-                     job_script(args.cluster, _resources(args)))
+                     job_script(args.cluster, cluster_resources(args)))
         return
     if samples is not None:
         log.info("--keep ignored by scan: the samples are those of the null model")
@@ -192,7 +192,7 @@ def run_scan(args: argparse.Namespace) -> None:
     log.info("scanning %d variants in %d blocks for %d phenotype(s) on %d samples (%s mode)", len(variants),
              len(scan.blocks), len(nulls), scan.n, scan.mode)
     with scan_client(scheduler=args.scheduler, cluster=args.cluster,
-                     resources=_resources(args)) as client:
+                     resources=cluster_resources(args)) as client:
         paths = scan.run(client=client)
     elapsed = time.perf_counter() - started
     log.info("scan finished in %.1f s (%.0f variants/s)", elapsed, len(variants) / max(elapsed, 1e-9))
@@ -217,7 +217,7 @@ def _skip_haploid(args: argparse.Namespace, fileset, variants: np.ndarray) -> np
     return variants
 
 
-def _resources(args: argparse.Namespace):
+def cluster_resources(args: argparse.Namespace):
     from ..gwas.cluster import ClusterResources
 
     return ClusterResources(jobs=args.cluster_jobs, cores=args.cluster_cores, memory=args.cluster_memory,

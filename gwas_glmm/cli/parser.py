@@ -36,6 +36,23 @@ def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: 
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")
 
 
+def _add_dask(p: argparse.ArgumentParser) -> None:
+    d = p.add_argument_group("distributed (dask)")
+    d.add_argument("--scheduler", metavar="ADDRESS", help="run the blocks on this dask.distributed scheduler "
+                   "(tcp://host:8786, or a scheduler JSON file)")
+    d.add_argument("--cluster", choices=["slurm", "pbs", "sge"],
+                   help="start dask workers as batch jobs through dask-jobqueue (pip install 'gwas_glmm[cluster]')")
+    d.add_argument("--cluster-jobs", type=int, default=4, metavar="N", help="batch jobs, one dask worker each")
+    d.add_argument("--cluster-cores", type=int, default=4, metavar="N", help="cores per job (worker threads)")
+    d.add_argument("--cluster-memory", default="16GB", metavar="MEM",
+                   help="memory per job; --dry-run prints what the scan needs")
+    d.add_argument("--cluster-walltime", default="04:00:00", metavar="HH:MM:SS")
+    d.add_argument("--cluster-queue", metavar="NAME", help="partition (SLURM) or queue (PBS/SGE)")
+    d.add_argument("--cluster-account", metavar="NAME", help="account / project to charge")
+    d.add_argument("--cluster-wait", type=float, default=1800, metavar="SECONDS",
+                   help="give up (one line, exit 1) if no worker job has started within this time (default 1800)")
+
+
 def _add_dry_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the memory, disk and time this run would need for these inputs, and stop")
@@ -88,11 +105,41 @@ def _add_kinship_commands(sub) -> None:
                    "built by panels of samples without an n x n matrix; with --dense, stored beside the dense GRM")
     g.add_argument("--dense", action="store_true",
                    help="with --sparse-cutoff: also build the dense GRM (and its LOCO parts, --eigen)")
+    g.add_argument("--sparse-format", nargs="+", choices=["gcta", "saige"], default=[], metavar="FORMAT",
+                   help="with --sparse-cutoff: also write the sparse GRM as gcta (PREFIX.grm.sp + .grm.id, "
+                   "fastGWA's --grm-sparse) and/or saige (PREFIX.sparseGRM.mtx + .mtx.sampleIDs.txt)")
     g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
     g.add_argument("--thin", type=float, default=None, metavar="P", help="use each variant with probability P")
     g.add_argument("--seed", type=int, default=1, help="seed for --thin/--thin-count")
     _add_dry_run(grm)
     grm.set_defaults(runner="grm")
+
+    pca = sub.add_parser(
+        "pca", help="principal components by a randomized method streaming the .bed (plink2 .eigenvec/.eigenval)",
+        description="Top principal components of the standardized genotypes by a randomized block Krylov "
+        "method: a few passes over the .bed, memory O(samples x PCs). With --sparse-grm, the PCs come from "
+        "unrelated samples and their relatives are projected, as is usual. Writes plink2's PREFIX.eigenvec "
+        "(read by --covar as it is) and PREFIX.eigenval.")
+    pca.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix")
+    _add_common(pca, "output prefix: PREFIX.eigenvec, PREFIX.eigenval; log to PREFIX.log")
+    _add_variant_filters(pca, maf=0.01, geno=0.05)
+    g = pca.add_argument_group("PCA")
+    g.add_argument("--n-pcs", type=int, default=10, metavar="K", help="principal components (default 10)")
+    g.add_argument("--sparse-grm", metavar="FILE", help="compute the PCs on unrelated samples only, choosing them "
+                   "from this sparse GRM (.h5 from grm --sparse-cutoff, .grm.sp or .mtx), and project the others")
+    g.add_argument("--unrelated-cutoff", type=float, default=None, metavar="X",
+                   help="with --sparse-grm: pairs with a GRM entry >= X are related (default: the file's cutoff, "
+                   "or 0.05)")
+    g.add_argument("--missing", choices=["gcta", "mean-impute"], default="gcta",
+                   help="gcta (plink2 --pca): each sample's products scaled to its called variants; mean-impute: "
+                   "missing calls at the mean, every pair over all variants")
+    g.add_argument("--iterations", type=int, default=4, metavar="Q",
+                   help="Krylov iterations: Q + 2 passes over the .bed (default 4)")
+    g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
+    g.add_argument("--seed", type=int, default=1, help="seed of the random start and of --thin-count")
+    _add_dask(pca)
+    _add_dry_run(pca)
+    pca.set_defaults(runner="pca")
 
     eig = sub.add_parser("eigen", help="store the eigendecomposition of a kinship file, once",
                          description="Decompose the matrix in a gwas-glmm kinship file (and with "
@@ -181,20 +228,7 @@ def _add_gwas_commands(sub) -> None:
                       "selected variants (1-based), e.g. to scatter a workflow; merge with gwas-glmm merge")
     _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")
     _add_variant_filters(scan)
-    d = scan.add_argument_group("distributed (dask)")
-    d.add_argument("--scheduler", metavar="ADDRESS", help="run the blocks on this dask.distributed scheduler "
-                   "(tcp://host:8786, or a scheduler JSON file)")
-    d.add_argument("--cluster", choices=["slurm", "pbs", "sge"],
-                   help="start dask workers as batch jobs through dask-jobqueue (pip install 'gwas_glmm[cluster]')")
-    d.add_argument("--cluster-jobs", type=int, default=4, metavar="N", help="batch jobs, one dask worker each")
-    d.add_argument("--cluster-cores", type=int, default=4, metavar="N", help="cores per job (worker threads)")
-    d.add_argument("--cluster-memory", default="16GB", metavar="MEM",
-                   help="memory per job; --dry-run prints what the scan needs")
-    d.add_argument("--cluster-walltime", default="04:00:00", metavar="HH:MM:SS")
-    d.add_argument("--cluster-queue", metavar="NAME", help="partition (SLURM) or queue (PBS/SGE)")
-    d.add_argument("--cluster-account", metavar="NAME", help="account / project to charge")
-    d.add_argument("--cluster-wait", type=float, default=1800, metavar="SECONDS",
-                   help="give up (one line, exit 1) if no worker job has started within this time (default 1800)")
+    _add_dask(scan)
     _add_dry_run(scan)
     scan.set_defaults(runner="scan")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..kinship.sparse_grm import check_cutoff
 from ..kinship.store import KinshipWriter, add_eigen, grm_chromosomes
 from ..provenance import provenance
 from ..simulate import SimulationConfig, simulate_cohort
-from .common import grm_path, run_parameters, selection
+from .common import grm_path, run_parameters, selection, sparse_export_paths
 from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
@@ -148,8 +149,9 @@ def run_grm(args: argparse.Namespace) -> None:
         check_cutoff(args.sparse_cutoff)
         if not args.dense:
             return _run_sparse_grm(args, fileset, samples, variants, config, out, started)
-    elif args.dense:
-        raise InputError("--dense goes with --sparse-cutoff (the GRM is dense without it)")
+    elif args.dense or args.sparse_format:
+        raise InputError(f"{'--dense' if args.dense else '--sparse-format'} goes with --sparse-cutoff "
+                         "(the GRM is dense without it)")
     if args.dry_run:
         from .. import sizing
         from .gwas_runners import print_estimate
@@ -176,6 +178,8 @@ def run_grm(args: argparse.Namespace) -> None:
             writer.write_sparse(sparse, args.sparse_cutoff)
             log.info("sparse GRM (entries >= %g): %d non-zeros, %.3f%% of the matrix",
                      args.sparse_cutoff, sparse.nnz, 100 * sparse.nnz / n**2)
+    if args.sparse_cutoff is not None:
+        _export_sparse(args, replace(kinship, matrix=sparse, eigen=None))
     diag = np.diag(kinship.matrix)
     log.info("GRM written to %s (%.1f s): diagonal mean %.4f (sd %.4f), %d variants used",
              out, time.perf_counter() - started, diag.mean(), diag.std(), total.n_variants)
@@ -212,6 +216,62 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
                                                      parameters=run_parameters(args), started=started))
     log.info("sparse GRM written to %s (%.1f s): %d related pairs, %d non-zeros", out, time.perf_counter() - started,
              summary.pairs, matrix.nnz)
+    _export_sparse(args, kinship)
+
+
+def _export_sparse(args, kinship) -> None:
+    """``--sparse-format``: the sparse GRM also in GCTA's and/or SAIGE's files."""
+    paths = sparse_export_paths(args.out, args.sparse_format)
+    for fmt, path in zip(args.sparse_format, paths[::2]):
+        written = write_kinship(path, kinship)
+        log.info("sparse GRM in %s format: %s", fmt, ", ".join(map(str, written)))
+
+
+def run_pca(args: argparse.Namespace) -> None:
+    from ..gwas.cluster import scan_client
+    from ..kinship.pca import PcaConfig, randomized_pca, unrelated_samples
+    from .gwas_runners import cluster_resources
+
+    started = time.perf_counter()
+    fileset, variants, samples = selection(args)
+    variants = autosomes_unless_chosen(args.chr, fileset, variants)
+    if args.thin_count is not None:
+        before = len(variants)
+        variants = thin_variants(variants, count=args.thin_count, seed=args.seed)
+        log.info("thinning: %d of %d variants kept (seed %d)", len(variants), before, args.seed)
+    config = PcaConfig(n_pcs=args.n_pcs, iterations=args.iterations, seed=args.seed, min_maf=args.maf,
+                       max_missing=args.geno, min_mac=args.mac, block_size=args.block_size, missing=args.missing)
+    fam = fileset.samples if samples is None else fileset.samples.take(samples)
+    in_pca = None
+    if args.sparse_grm:
+        kin = read_kinship(args.sparse_grm, sparse=str(args.sparse_grm).endswith((".h5", ".hdf5")))
+        if not kin.is_sparse:
+            raise InputError(f"--sparse-grm {args.sparse_grm}: a dense matrix; give a sparse GRM "
+                             "(grm --sparse-cutoff, .grm.sp or .mtx)")
+        kin = kin.align(fam.fid, fam.iid, source=f"--sparse-grm {args.sparse_grm}")
+        cutoff = (check_cutoff(args.unrelated_cutoff, "--unrelated-cutoff") if args.unrelated_cutoff is not None
+                  else kin.meta.get("sparse_cutoff", 0.05))
+        in_pca = unrelated_samples(kin.matrix, cutoff)
+        log.info("unrelated samples (no pair >= %g in %s): %d; %d relatives will be projected", cutoff,
+                 args.sparse_grm, int(in_pca.sum()), int((~in_pca).sum()))
+    elif args.unrelated_cutoff is not None:
+        raise InputError("--unrelated-cutoff goes with --sparse-grm (the relatives are read from it)")
+    if args.dry_run:
+        from .. import sizing
+        from .gwas_runners import print_estimate
+
+        n_in = len(fam.iid) if in_pca is None else int(in_pca.sum())
+        print_estimate(sizing.estimate_pca(n_in, len(variants), n_pcs=config.n_pcs, width=config.width,
+                                           iterations=config.iterations, block=config.block_size,
+                                           speed=sizing.MachineSpeed.measure(), threads=thread_count(args.threads),
+                                           base=sizing.process_rss(), projected=len(fam.iid) - n_in))
+        return
+    with scan_client(scheduler=args.scheduler, cluster=args.cluster, resources=cluster_resources(args)) as client:
+        result = randomized_pca(fileset, config=config, samples=samples, variants=variants, in_pca=in_pca,
+                                client=client, show_progress=True)
+    paths = result.write(args.out)
+    log.info("PCA written to %s (%.1f s, %d passes over the .bed)", ", ".join(map(str, paths)),
+             time.perf_counter() - started, result.passes)
 
 
 def run_eigen(args: argparse.Namespace) -> None:
@@ -232,5 +292,5 @@ def run_convert_kinship(args: argparse.Namespace) -> None:
 
 RUNNERS = {
     "simulate": run_simulate, "freq": run_freq, "grm": run_grm, "eigen": run_eigen,
-    "convert-kinship": run_convert_kinship, "demo": run_demo, **GWAS_RUNNERS,
+    "convert-kinship": run_convert_kinship, "demo": run_demo, "pca": run_pca, **GWAS_RUNNERS,
 }

@@ -238,11 +238,15 @@ def read_gemma(path, id_path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def kinship_format(path: str | os.PathLike) -> str:
-    """'h5', 'gcta', 'rel' or 'gemma' from a file name (a GCTA prefix without extension counts
-    as gcta; GEMMA's kinship is PREFIX.cXX.txt or PREFIX.sXX.txt)."""
+    """'h5', 'gcta', 'gcta-sparse', 'mtx', 'rel' or 'gemma' from a file name (a GCTA prefix
+    without extension counts as gcta; GEMMA's kinship is PREFIX.cXX.txt or PREFIX.sXX.txt)."""
     name = str(path)
     if name.endswith((".h5", ".hdf5")):
         return "h5"
+    if name.endswith(".grm.sp"):
+        return "gcta-sparse"
+    if name.endswith(".mtx"):
+        return "mtx"
     if name.endswith((".cXX.txt", ".sXX.txt")):
         return "gemma"
     if name.endswith((".rel", ".rel.gz", ".rel.bin")):
@@ -250,4 +254,5 @@ def kinship_format(path: str | os.PathLike) -> str:
     if name.endswith((".grm.bin", ".grm.gz", ".grm.id", ".grm")) or Path(name + ".grm.id").exists():
         return "gcta"
     raise InputError(f"{path}: cannot tell the kinship format; use .h5 (gwas-glmm), "
-                     "PREFIX.grm.bin/.grm.gz (GCTA), .rel/.rel.gz/.rel.bin (plink2) or .cXX.txt/.sXX.txt (GEMMA)")
+                     "PREFIX.grm.bin/.grm.gz (GCTA), PREFIX.grm.sp (GCTA sparse), .mtx (SAIGE sparse), "
+                     ".rel/.rel.gz/.rel.bin (plink2) or .cXX.txt/.sXX.txt (GEMMA)")

@@ -98,11 +98,16 @@ class Kinship:
         """Rows and columns for exactly these samples, in this order (a subset or permutation).
 
         A permutation keeps the eigendecomposition (rows reordered); a proper subset drops it,
-        since the eigenvectors of a submatrix must be computed anew.
+        since the eigenvectors of a submatrix must be computed anew.  With ``meta["iid_only"]``
+        (a file that names samples by IID alone) rows are matched on ``iid``.
         """
         source = source or self.meta.get("source", "kinship matrix")
-        lookup = {(f, i): k for k, (f, i) in enumerate(zip(self.fid, self.iid))}
-        order = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
+        if self.meta.get("iid_only"):  # e.g. SAIGE's sample-ID file: matched on IID alone
+            lookup = {i: k for k, i in enumerate(self.iid)}
+            order = np.array([lookup.get(str(i), -1) for i in iid], dtype=np.int64)
+        else:
+            lookup = {(f, i): k for k, (f, i) in enumerate(zip(self.fid, self.iid))}
+            order = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
         missing = np.flatnonzero(order < 0)
         if missing.size:
             k = missing[0]
@@ -112,7 +117,8 @@ class Kinship:
             )
         if len(order) == self.n and np.array_equal(order, np.arange(self.n)):
             return self
-        mat = self.matrix[np.ix_(order, order)]  # one pass (two fancy indexings took 2 s at n = 10,000)
+        mat = (self.matrix[order][:, order] if self.is_sparse  # CSR has no np.ix_ indexing
+               else self.matrix[np.ix_(order, order)])  # one pass (two fancy indexings took 2 s at n = 10,000)
         eigen = self.eigen.permute(order) if self.eigen is not None and len(order) == self.n else None
         return replace(self, matrix=mat, fid=self.fid[order], iid=self.iid[order], eigen=eigen)
 

@@ -54,9 +54,9 @@ class SparseSummary:
                 f"  largest groups of related samples: {largest}; {self.singletons} samples with no relative"]
 
 
-def check_cutoff(cutoff: float) -> float:
+def check_cutoff(cutoff: float, flag: str = "--sparse-cutoff") -> float:
     if not (0.0 < float(cutoff) < 1.0):
-        raise InputError(f"--sparse-cutoff must lie strictly between 0 and 1 (fastGWA uses 0.05), got {cutoff:g}")
+        raise InputError(f"{flag} must lie strictly between 0 and 1 (fastGWA uses 0.05), got {cutoff:g}")
     return float(cutoff)
 
 
