@@ -76,6 +76,14 @@ def process_rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 + KERNELS_BYTES
 
 
+def total_memory() -> int:
+    """This machine's RAM in bytes (0 where unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
 @dataclass
 class Estimate:
     stage: str
@@ -137,17 +145,19 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 def estimate_sparse_grm(n: int, m: int, *, block: int, panel: int, speed: MachineSpeed, threads: int,
                         base: int, kept_fraction: float = 0.001) -> Estimate:
     """The sparse GRM by row panels (``kinship.sparse_grm``): n^2 M flops, one decode of the .bed
-    per panel, a panel (12 b n bytes) and the kept entries (12 bytes each; ``kept_fraction`` of the
-    n^2 pairs, a guess for cohorts of relatives: measured on the run's log)."""
+    per panel, a panel (8 b n bytes), the missing masks (n M / 8 bytes) and the kept entries
+    (12 bytes each; ``kept_fraction`` of the n^2 pairs, a guess for cohorts of relatives:
+    measured on the run's log)."""
     nn = float(n) * n
     panels = -(-n // max(panel, 1))
     flops = nn * m
     kept = 12.0 * (n + kept_fraction * nn)
-    memory = 12.0 * panel * n + 2 * n * block * (4 + 4) + 2 * kept
+    memory = 8.0 * panel * n + n * m / 8.0 + 2 * n * block * (4 + 4) + 2 * kept
     seconds = (STARTUP_SECONDS + flops / speed.sgemm + panels * _decode_seconds(n, m, speed, threads)
                + kept / DISK_WRITE_RATE)
     detail = [f"{n} samples x {m} candidate variants in {panels} panel(s) of {panel} samples: {flops:.3g} flops, "
-              f"the .bed decoded once per panel; panel {_size(12.0 * panel * n)}, kept entries ~{_size(kept)} "
+              f"the .bed decoded once per panel; panel {_size(8.0 * panel * n)}, missing masks {_size(n * m / 8.0)}, "
+              f"kept entries ~{_size(kept)} "
               f"(assuming {kept_fraction:g} of the pairs related)"]
     return Estimate("grm", base + memory, kept, seconds, flops, panels * n * m / 4.0, detail)
 

@@ -54,7 +54,7 @@ def test_a_cutoff_outside_zero_one_is_one_error(small_cohort, cutoff):
 
 
 def test_panels_fit_the_memory_budget():
-    assert panel_rows(100_000, 1 << 30) == (1 << 30) // (12 * 100_000)
+    assert panel_rows(100_000, 1 << 30) == (1 << 30) // (8 * 100_000)
     assert panel_rows(50) == 50 and panel_rows(10_000_000) == 64
 
 
@@ -163,3 +163,66 @@ def test_every_first_and_second_degree_pair_of_the_pedigree_is_found(one_populat
     degree = pd.Series(matrix[row[a], row[b]] for a, b in zip(truth.IID1, truth.IID2)).groupby(
         truth.RELATION.to_numpy()).mean()
     np.testing.assert_allclose(degree[["parent-offspring", "avuncular", "first-cousin"]], [0.5, 0.25, 0.125], atol=0.03)
+
+
+def test_a_killed_run_continues_from_its_finished_panels(small_cohort, tmp_path, monkeypatch):
+    from gwas_glmm.kinship import sparse_grm as module
+
+    fs = PlinkFileset(small_cohort.bfile)
+    ckpt = tmp_path / "ckpt"
+    calls = []
+    real = module.panel_entries
+
+    def dies_after_three(*args):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the run is killed while the fourth panel is computed
+        calls.append(args[4])
+        return real(*args)
+
+    monkeypatch.setattr(module, "panel_entries", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        sparse_grm(fs, cutoff=0.05, panel=50, checkpoint=ckpt)
+    assert len(list(ckpt.glob("panel_*.npz"))) == 3  # what was finished is on disk
+    calls.clear()
+    monkeypatch.setattr(module, "panel_entries", lambda *args: calls.append(args[4]) or real(*args))
+    resumed = sparse_grm(fs, cutoff=0.05, panel=50, checkpoint=ckpt)[0]
+    assert calls == [150, 200, 250]  # only the missing panels
+    assert (resumed != sparse_grm(fs, cutoff=0.05, panel=50)[0]).nnz == 0
+    with pytest.raises(InputError, match="holds panels of a different sparse GRM"):
+        sparse_grm(fs, cutoff=0.1, panel=50, checkpoint=ckpt)
+
+
+def test_panels_on_dask_give_the_same_matrix(small_cohort):
+    distributed = pytest.importorskip("distributed")
+    fs = PlinkFileset(small_cohort.bfile)
+    local = sparse_grm(fs, cutoff=0.05, panel=70)[0]
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
+            distributed.Client(lc) as client:
+        remote = sparse_grm(fs, cutoff=0.05, panel=70, client=client)[0]
+    assert (remote != local).nnz == 0
+
+
+def test_cli_resumes_and_cleans_up(small_cohort, tmp_path, capsys):
+    from gwas_glmm.cli import main
+
+    out = tmp_path / "r"
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(out), "--sparse-cutoff", "0.05"]) == 0
+    assert not (tmp_path / "r.grm.h5.ckpt").exists() and not (tmp_path / "r.grm.h5.ckpt.lock").exists()
+    capsys.readouterr()
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(tmp_path / "d"), "--scheduler",
+                 "tcp://nowhere:1"]) == 1
+    assert "--scheduler/--cluster run the sparse GRM's panels" in capsys.readouterr().err
+
+
+def test_a_dense_dry_run_at_biobank_size_points_to_the_sparse_path(tmp_path, capsys):
+    from bed_reader import to_bed
+
+    from gwas_glmm.cli import main
+
+    n = 50_000  # the size above which the dense dry run suggests the sparse path
+    genotypes = np.random.default_rng(1).integers(0, 3, size=(n, 4)).astype(np.int8)
+    to_bed(tmp_path / "big.bed", genotypes, properties={"chromosome": ["1", "1", "2", "2"]})
+    assert main(["grm", "--bfile", str(tmp_path / "big"), "--out", str(tmp_path / "g"), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "grm (dry run)" in err and "the sparse path is the one that fits: grm --sparse-cutoff 0.05" in err
+    assert not (tmp_path / "g.grm.h5").exists()

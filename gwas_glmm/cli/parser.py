@@ -111,6 +111,7 @@ def _add_kinship_commands(sub) -> None:
     g.add_argument("--thin-count", type=int, default=None, metavar="N", help="use N random variants")
     g.add_argument("--thin", type=float, default=None, metavar="P", help="use each variant with probability P")
     g.add_argument("--seed", type=int, default=1, help="seed for --thin/--thin-count")
+    _add_dask(grm)
     _add_dry_run(grm)
     grm.set_defaults(runner="grm")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from .common import grm_path, run_parameters, selection, sparse_export_paths
 from .gwas_runners import GWAS_RUNNERS
 
 log = get_logger("cli")
+SPARSE_SUGGESTED_N = 50_000  # above this a dense n x n GRM (20 GB in float64) is rarely what anyone wants
 
 
 def run_simulate(args: argparse.Namespace) -> None:
@@ -152,14 +154,26 @@ def run_grm(args: argparse.Namespace) -> None:
     elif args.dense or args.sparse_format:
         raise InputError(f"{'--dense' if args.dense else '--sparse-format'} goes with --sparse-cutoff "
                          "(the GRM is dense without it)")
+    if args.scheduler or args.cluster:
+        raise InputError("--scheduler/--cluster run the sparse GRM's panels (grm --sparse-cutoff without --dense); "
+                         "the dense GRM is built in this process")
     if args.dry_run:
         from .. import sizing
         from .gwas_runners import print_estimate
 
-        print_estimate(sizing.estimate_grm(
+        speed, threads = sizing.MachineSpeed.measure(), thread_count(args.threads)
+        dense = sizing.estimate_grm(
             n, len(variants), block=config.block_size, double=config.double, loco=config.loco,
-            gcta=config.missing == "gcta", eigen=args.eigen, speed=sizing.MachineSpeed.measure(),
-            threads=thread_count(args.threads), base=sizing.process_rss()))
+            gcta=config.missing == "gcta", eigen=args.eigen, speed=speed, threads=threads, base=sizing.process_rss())
+        print_estimate(dense)
+        if n >= SPARSE_SUGGESTED_N or dense.memory > sizing.total_memory() / 2:
+            from ..kinship.sparse_grm import panel_rows
+
+            sparse = sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel_rows(n),
+                                                speed=speed, threads=threads, base=sizing.process_rss())
+            log.info("for %d samples the sparse path is the one that fits: grm --sparse-cutoff 0.05 (fastGWA's) "
+                     "needs ~%.1f GiB and ~%.1f h here, and gwas-glmm pca gives the PCs for --covar; see "
+                     "docs/kinship.md, 'Sparse GRM'", n, sparse.memory / 2**30, sparse.seconds / 3600)
         return
     log.info("GRM of %d samples over %d candidate variants: %s missing mode, %s precision, LOCO %s; "
              "about %.0f MiB of RAM", n, len(variants), config.missing,
@@ -205,18 +219,27 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
     if args.loco:
         log.info("the sparse GRM has no LOCO parts (fastGWA's sparse path tests against the full sparse GRM)")
     log.info("sparse GRM of %d samples over %d candidate variants: %s missing mode, panels of %d samples "
-             "(%.0f MiB each)", n, len(variants), config.missing, panel, 12 * panel * n / 2**20)
-    matrix, summary, meta = sparse_grm(fileset, cutoff=args.sparse_cutoff, samples=samples, variants=variants,
-                                       config=config, panel=panel, show_progress=True)
+             "(%.0f MiB each)", n, len(variants), config.missing, panel, 8 * panel * n / 2**20)
+    from .._atomic import exclusive
+    from ..gwas.cluster import scan_client
+    from .gwas_runners import cluster_resources
+
+    checkpoint = Path(f"{out}.ckpt")  # finished panels: a killed run continues from them
+    with exclusive(f"{checkpoint}.lock", f"a sparse GRM with --out {args.out}"), \
+            scan_client(scheduler=args.scheduler, cluster=args.cluster, resources=cluster_resources(args)) as client:
+        matrix, summary, meta = sparse_grm(fileset, cutoff=args.sparse_cutoff, samples=samples, variants=variants,
+                                           config=config, panel=panel, client=client, checkpoint=checkpoint,
+                                           show_progress=True)
     fam = fileset.samples if samples is None else fileset.samples.take(samples)
     kinship = Kinship(matrix, fam.fid.astype(object), fam.iid.astype(object), None, meta)
     with KinshipWriter(out) as writer:
         writer.write(kinship, provenance=provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
                                                                          "fam": fileset.fam_path},
                                                      parameters=run_parameters(args), started=started))
+    _export_sparse(args, kinship)
+    shutil.rmtree(checkpoint, ignore_errors=True)
     log.info("sparse GRM written to %s (%.1f s): %d related pairs, %d non-zeros", out, time.perf_counter() - started,
              summary.pairs, matrix.nnz)
-    _export_sparse(args, kinship)
 
 
 def _export_sparse(args, kinship) -> None:

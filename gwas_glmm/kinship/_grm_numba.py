@@ -140,3 +140,25 @@ def loco_rows(matrix, part_sum, pm_all, pm_c, c_all, c_c, m_all, m_c, row0, gcta
                 empty = True
             out[r, k] = (np.float64(matrix[r, k]) * n_all - np.float64(part_sum[r, k])) / rest
     return empty
+
+
+_M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x3333333333333333),
+                       np.uint64(0x0F0F0F0F0F0F0F0F), np.uint64(0x0101010101010101))
+
+
+@jit(parallel=True)
+def shared_missing(words, rows, cols, out):
+    """out[k] = calls missing in both samples rows[k] and cols[k]: a popcount of the AND of
+    their missing masks (``words``: one row per sample, one bit per variant, packed in uint64),
+    for the candidate pairs of a sparse GRM panel only."""
+    width = words.shape[1]
+    for k in numba.prange(rows.size):
+        a, b = rows[k], cols[k]
+        total = 0
+        for w in range(width):
+            x = words[a, w] & words[b, w]
+            x = x - ((x >> np.uint64(1)) & _M1)
+            x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
+            x = (x + (x >> np.uint64(4))) & _M4
+            total += (x * _H01) >> np.uint64(56)
+        out[k] = total

@@ -7,25 +7,32 @@ variants passing the filters, frequencies over all the selected samples, ``gcta`
 cutoff are kept.
 
 Samples are split into row panels of ``b`` samples.  Panel I holds the lower-triangle rows
-A[I, :I_end] (b x (I_end) float64 sums, plus a float32 count of shared missing calls in
-``gcta`` mode), filled in one pass over the genotypes: for each variant block (all samples,
-standardized once, exactly as the dense path does), ``Z_I Z_{:I_end}^T``.  Then the panel is
-divided by the pair counts, thresholded and dropped.
+A[I, :I_end] as b x (I_end) float64 sums, filled in one pass over the genotypes: for each
+variant block (all samples, standardized once, exactly as the dense path does),
+``Z_I Z_{:I_end}^T``.  In ``gcta`` mode an entry is divided by the variants called in both
+samples, M - miss_i - miss_j + shared_ij; the candidates are the pairs whose upper bound
+sums / (M - miss_i - miss_j) reaches the cutoff, and only for them are the shared missing calls
+counted (popcount of bit-packed masks).  Then the panel is thresholded and dropped.
 
 Cost: n^2 M flops in all (half the dense path's n^2 M symmetric update counted as a full
-product: the same order), n M / 4 bytes of the .bed read once per panel, memory 12 b n bytes
-for a panel plus two genotype blocks (8 n w bytes) plus the kept entries (12 bytes each).
-Panels are independent: the unit that threads, dask tasks and a resumable run will schedule.
+product: the same order), n M / 4 bytes of the .bed read once per panel, memory 8 b n bytes
+for a panel, n M / 8 bytes of missing masks, two genotype blocks (8 n w bytes) and the kept
+entries (12 bytes each).  Panels are independent tasks (threads, dask) and are checkpointed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.csgraph
 
+from .._atomic import atomic_open, atomic_path
 from .._progress import get_logger, progress
 from .._validation import check_index, check_positive_int
 from ..exceptions import InputError
@@ -61,8 +68,9 @@ def check_cutoff(cutoff: float, flag: str = "--sparse-cutoff") -> float:
 
 
 def panel_rows(n: int, memory_bytes: int = 1 << 30) -> int:
-    """Samples per panel: 12 b n bytes within ``memory_bytes`` (default 1 GiB), at least 64."""
-    return int(min(n, max(64, memory_bytes // max(12 * n, 1))))
+    """Samples per panel: 8 b n bytes (the float64 sums) within ``memory_bytes`` (default 1 GiB),
+    at least 64."""
+    return int(min(n, max(64, memory_bytes // max(8 * n, 1))))
 
 
 def summarize(matrix: scipy.sparse.csr_matrix, cutoff: float, n_variants: int) -> SparseSummary:
@@ -74,74 +82,181 @@ def summarize(matrix: scipy.sparse.csr_matrix, cutoff: float, n_variants: int) -
 
 
 def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=None,
-               config: GrmConfig | None = None, panel: int | None = None,
+               config: GrmConfig | None = None, panel: int | None = None, client=None,
+               checkpoint: str | os.PathLike | None = None,
                show_progress: bool = False) -> tuple[scipy.sparse.csr_matrix, SparseSummary, dict]:
     """(the symmetric CSR matrix, its summary, metadata) of ``samples`` (.fam positions, default
     all) from ``variants`` (.bim positions) passing ``config``'s filters; ``panel``: samples per
-    row panel (default :func:`panel_rows`)."""
+    row panel (default :func:`panel_rows`).
+
+    Panels are independent tasks: run here one after another (each product uses every BLAS
+    thread), or on the workers of ``client`` (a dask.distributed Client).  With ``checkpoint`` (a
+    folder), each finished panel is saved there and a rerun with the same inputs computes only
+    the missing ones; the caller removes the folder once the result is written."""
     cutoff = check_cutoff(cutoff)
     config = config or GrmConfig()
-    sample_index = None if samples is None else check_index("samples", samples, fileset.n_samples)
+    sample_index = None if samples is None else check_index("samples", samples, fileset.n_samples)  # None: all
     variant_index = check_index("variants", variants, fileset.n_variants)
     n = fileset.n_samples if sample_index is None else len(sample_index)
     if n < 2:
         raise InputError(f"{fileset.bed_path}: a GRM needs at least 2 samples, got {n}")
     b = check_positive_int("panel", panel) if panel is not None else panel_rows(n)
-    starts = list(range(0, n, b))
-    rows, cols, vals = [], [], []
-    n_variants = 0
-    bar = progress(total=len(starts) * len(variant_index), desc="sparse GRM", unit="var", enabled=show_progress)
+    panels = [(start, min(n, start + b)) for start in range(0, n, b)]
+    store = _Checkpoint(checkpoint, fileset, sample_index, variant_index, config, cutoff, b) if checkpoint else None
+    results: dict[int, dict] = store.load(len(panels)) if store else {}
+    if results:
+        log.info("resuming: %d of %d panels already done (%s)", len(results), len(panels), store.folder)
+    todo = [k for k in range(len(panels)) if k not in results]
+    bar = progress(total=len(panels), initial=len(results), desc="sparse GRM", unit="panel", enabled=show_progress)
+
+    def done(k: int, part: dict) -> None:
+        results[k] = part
+        if store:
+            store.save(k, part)
+        bar.update(1)
+
     with bar:
-        for start in starts:
-            stop = min(n, start + b)
-            sums = np.zeros((stop - start, stop), np.float64)
-            shared = np.zeros((stop - start, stop), np.float32) if config.missing == "gcta" else None
-            missing = np.zeros(stop, np.float64)
-            n_variants = 0
-            for block in iter_blocks(fileset, samples=sample_index, variants=variant_index,
-                                     block_size=config.block_size, filters=config.filters()):
-                bar.update(block.n_read)
-                if not len(block):
-                    continue
-                z = _standardized(block, stop, config.dtype)
-                if shared is not None:
-                    m = np.isnan(block.dosages[:stop]).astype(np.float32)
-                    if m.any():
-                        shared += m[start:stop] @ m.T
-                        missing += m.sum(axis=1)
-                sums += (z[start:stop] @ z.T).astype(np.float64)
-                n_variants += len(block)
-            if n_variants == 0:
-                raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
-                                 f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
-            counts = np.float64(n_variants) if shared is None else (
-                n_variants - missing[start:stop, None] - missing[None, :] + shared)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                a = sums / counts
-            local = np.arange(stop - start)
-            lower = np.arange(stop)[None, :] < (start + local)[:, None]
-            keep = lower & (a >= cutoff)
-            keep[local, start + local] = True  # the whole diagonal
-            if np.isnan(a[keep]).any():
-                j, k = np.argwhere(keep & np.isnan(a))[0]
-                raise InputError(f"samples {start + j + 1} and {k + 1} share no called variant; "
-                                 "drop samples with very high missingness (plink2 --mind)")
-            r, c = np.nonzero(keep)
-            rows.append(r + start)
-            cols.append(c)
-            vals.append(a[r, c].astype(config.dtype))
-    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+        if client is None:
+            for k in todo:
+                done(k, panel_entries(fileset, sample_index, variant_index, config, *panels[k], cutoff))
+        else:
+            from distributed import as_completed
+
+            from ..gwas.cluster import on_worker
+
+            source = str(fileset.bed_path.with_suffix(""))
+            futures = {client.submit(on_worker, panel_entries, source, sample_index, variant_index, config,
+                                     *panels[k], cutoff, pure=False): k for k in todo}
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+    parts = [results[k] for k in range(len(panels))]
+    n_variants = int(parts[0]["n_variants"])
+    r, c, v = (np.concatenate([p[name] for p in parts]) for name in ("rows", "cols", "vals"))
     off = r != c
     matrix = scipy.sparse.csr_matrix((np.concatenate([v, v[off]]), (np.concatenate([r, c[off]]),
                                       np.concatenate([c, r[off]]))), shape=(n, n))
     matrix.sort_indices()
     summary = summarize(matrix, cutoff, n_variants)
-    meta = {"definition": DEFINITION, "missing": config.missing, "n_variants": int(n_variants),
+    meta = {"definition": DEFINITION, "missing": config.missing, "n_variants": n_variants,
             "min_maf": config.min_maf, "max_missing": config.max_missing, "min_mac": config.min_mac,
-            "sparse_cutoff": cutoff, "panels": len(starts), "source": str(fileset.bed_path.with_suffix(""))}
+            "sparse_cutoff": cutoff, "panels": len(panels), "source": str(fileset.bed_path.with_suffix(""))}
     for line in summary.lines():
         log.info(line)
     return matrix, summary, meta
+
+
+def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.ndarray, config: GrmConfig, start: int,
+                  stop: int, cutoff: float) -> dict[str, np.ndarray]:
+    """One panel (rows start..stop of the lower triangle), a pure function run in this process or
+    on a dask worker (``source``: the fileset, or its prefix): its diagonal and entries >= cutoff
+    as arrays rows, cols, vals (sample positions), and the variants used.
+
+    In ``gcta`` mode an entry is sums / (M - miss_i - miss_j + shared_ij).  Since shared_ij >= 0,
+    sums / (M - miss_i - miss_j) bounds it from above: only the pairs whose bound reaches the
+    cutoff (the candidates, a few per sample) need their shared missing calls, counted from
+    bit-packed missing masks; no second n x n product of missing indicators."""
+    from ._grm_numba import shared_missing
+
+    fileset = PlinkFileset(source) if isinstance(source, str) else source
+    sums = np.zeros((stop - start, stop), np.float64)
+    gcta = config.missing == "gcta"
+    missing = np.zeros(stop, np.float64)
+    masks: list[np.ndarray] = []  # bit-packed missing calls of samples :stop, one array per block
+    n_variants = 0
+    for block in iter_blocks(fileset, samples=sample_index, variants=variant_index,  # frequencies over all
+                             block_size=config.block_size, filters=config.filters()):
+        if not len(block):
+            continue
+        z = _standardized(block, stop, config.dtype)
+        if gcta:
+            nan = np.isnan(block.dosages[:stop])
+            missing += nan.sum(axis=1)
+            masks.append(np.packbits(nan, axis=1))
+        add_panel_products(sums, z, start, stop)
+        n_variants += len(block)
+    if n_variants == 0:
+        raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
+                         f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
+    local = np.arange(stop - start)
+    rows, cols = [], []
+    for lo in range(0, stop - start, 256):  # candidates row chunk by row chunk: no second b x n matrix
+        hi = min(stop - start, lo + 256)
+        low = n_variants - missing[start + lo:start + hi, None] - missing[None, :] if gcta else float(n_variants)
+        r, c = np.nonzero(sums[lo:hi] >= cutoff * low)
+        below = c < start + lo + r
+        rows.append(r[below] + lo)
+        cols.append(c[below])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    counts = np.full(r.size, float(n_variants))
+    diagonal = np.full(local.size, float(n_variants))
+    if gcta:
+        bits = np.hstack(masks)
+        words = np.zeros((stop, -(-bits.shape[1] // 8) * 8), np.uint8)  # padded to whole uint64 words
+        words[:, :bits.shape[1]] = bits
+        shared = np.zeros(r.size, np.int64)
+        shared_missing(words.view(np.uint64), (r + start).astype(np.int64), c.astype(np.int64), shared)
+        counts += shared - missing[r + start] - missing[c]
+        diagonal -= missing[start:stop]  # shared_ii = miss_i
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = sums[r, c] / counts
+        d = sums[local, start + local] / diagonal
+    if (counts <= 0).any() or (diagonal <= 0).any():
+        j = int(np.flatnonzero(diagonal <= 0)[0]) if (diagonal <= 0).any() else int(r[np.argmax(counts <= 0)])
+        raise InputError(f"sample {start + j + 1} shares no called variant with another; "
+                         "drop samples with very high missingness (plink2 --mind)")
+    keep = a >= cutoff
+    return {"rows": np.concatenate([r[keep] + start, start + local]).astype(np.int64),
+            "cols": np.concatenate([c[keep], start + local]).astype(np.int64),
+            "vals": np.concatenate([a[keep], d]).astype(config.dtype), "n_variants": np.int64(n_variants)}
+
+
+def add_panel_products(sums: np.ndarray, z: np.ndarray, start: int, stop: int) -> None:
+    """sums += the lower triangle of Z_I Z_{:stop}^T for the panel's rows I = start..stop: a GEMM
+    for the columns before the panel and a SYRK (half the flops) for its diagonal block; added
+    in place (numpy casts float32 products into the float64 sums without an n x b copy)."""
+    from scipy.linalg import blas
+
+    rows = z[start:stop]
+    if start:
+        sums[:, :start] += rows @ z[:start].T
+    syrk = blas.dsyrk if z.dtype == np.float64 else blas.ssyrk
+    sums[:, start:stop] += syrk(1.0, rows, lower=1)
+
+
+class _Checkpoint:
+    """Finished panels as PANEL.npz files in a folder, with a key of everything they depend on
+    (the .bed's size and time, samples, variants, options): a rerun with other inputs refuses the
+    folder instead of mixing panels."""  # samples None: all of them
+
+    def __init__(self, folder, fileset, sample_index, variant_index, config, cutoff, panel):
+        self.folder = Path(folder)
+        stat = fileset.bed_path.stat()
+        digest = hashlib.sha256()
+        for part in (json.dumps([str(fileset.bed_path.resolve()), stat.st_size, stat.st_mtime_ns, repr(config),
+                                 cutoff, panel]).encode(),
+                     b"all" if sample_index is None else sample_index.tobytes(), variant_index.tobytes()):
+            digest.update(part)
+        self.key = digest.hexdigest()[:16]
+
+    def load(self, n_panels: int) -> dict[int, dict]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.folder / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text()).get("key") != self.key:
+            raise InputError(f"{self.folder} holds panels of a different sparse GRM (other inputs or options); "
+                             "remove it or choose another --out")
+        with atomic_open(manifest) as fh:
+            json.dump({"key": self.key, "panels": n_panels}, fh)
+        found = {}
+        for k in range(n_panels):
+            path = self.folder / f"panel_{k:06d}.npz"
+            if path.exists():
+                with np.load(path, allow_pickle=False) as data:
+                    found[k] = {name: data[name] for name in data.files}
+        return found
+
+    def save(self, k: int, part: dict) -> None:
+        with atomic_path(self.folder / f"panel_{k:06d}.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **part)
 
 
 def _standardized(block, stop: int, dtype) -> np.ndarray:
