@@ -143,22 +143,25 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 
 
 def estimate_sparse_grm(n: int, m: int, *, block: int, panel: int, speed: MachineSpeed, threads: int,
-                        base: int, kept_fraction: float = 0.001) -> Estimate:
+                        base: int, relatives: float = 5.0) -> Estimate:
     """The sparse GRM by row panels (``kinship.sparse_grm``): n^2 M flops, one decode of the .bed
     per panel, a panel (8 b n bytes), the missing masks (n M / 8 bytes) and the kept entries
-    (12 bytes each; ``kept_fraction`` of the n^2 pairs, a guess for cohorts of relatives:
-    measured on the run's log)."""
+    (12 bytes each; ``relatives`` per sample, a generous guess: UK Biobank has fewer than one
+    pair of third degree or closer per sample; the run's log gives the real count)."""
+    from .genotype.blocks import bounded_block_size
+
+    block = bounded_block_size(n, block)
     nn = float(n) * n
     panels = -(-n // max(panel, 1))
     flops = nn * m
-    kept = 12.0 * (n + kept_fraction * nn)
-    memory = 8.0 * panel * n + n * m / 8.0 + 2 * n * block * (4 + 4) + 2 * kept
+    kept = 12.0 * n * (1.0 + relatives)
+    memory = 8.0 * panel * n + 4.0 * panel * n + n * m / 8.0 + 3 * n * block * 4 + 2 * kept  # sums, product
     seconds = (STARTUP_SECONDS + flops / speed.sgemm + panels * _decode_seconds(n, m, speed, threads)
                + kept / DISK_WRITE_RATE)
     detail = [f"{n} samples x {m} candidate variants in {panels} panel(s) of {panel} samples: {flops:.3g} flops, "
               f"the .bed decoded once per panel; panel {_size(8.0 * panel * n)}, missing masks {_size(n * m / 8.0)}, "
               f"kept entries ~{_size(kept)} "
-              f"(assuming {kept_fraction:g} of the pairs related)"]
+              f"(assuming {relatives:g} relatives per sample)"]
     return Estimate("grm", base + memory, kept, seconds, flops, panels * n * m / 4.0, detail)
 
 
@@ -167,9 +170,12 @@ def estimate_pca(n: int, m: int, *, n_pcs: int, width: int, iterations: int, blo
     """``kinship.pca``: iterations + 2 passes over the .bed (one more to project ``projected``
     samples), each 4 n M l flops (l = ``width`` columns); memory: the Krylov basis n l (q + 1)
     doubles, a few n x l operands and two genotype blocks."""
+    from .genotype.blocks import bounded_block_size
+
+    block = bounded_block_size(n + projected, block)
     passes = iterations + 2 + (1 if projected else 0)
     flops = 4.0 * n * m * width * (iterations + 2) + 2.0 * (n + projected) * m * n_pcs * (1 if projected else 0)
-    memory = 8.0 * n * width * (iterations + 1) * 2 + 8.0 * (n + projected) * width * 3 + 2 * (n + projected) * block * 8
+    memory = 8.0 * n * width * (iterations + 1) * 2 + 8.0 * (n + projected) * width * 3 + 3 * (n + projected) * block * 4
     seconds = STARTUP_SECONDS + flops / speed.sgemm + passes * _decode_seconds(n + projected, m, speed, threads)
     detail = [f"{n} samples in the PCA" + (f" ({projected} projected)" if projected else "") +
               f" x {m} candidate variants: {passes} passes over the .bed, {flops:.3g} flops; Krylov basis "

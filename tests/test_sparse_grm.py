@@ -226,3 +226,13 @@ def test_a_dense_dry_run_at_biobank_size_points_to_the_sparse_path(tmp_path, cap
     err = capsys.readouterr().err
     assert "grm (dry run)" in err and "the sparse path is the one that fits: grm --sparse-cutoff 0.05" in err
     assert not (tmp_path / "g.grm.h5").exists()
+
+
+def test_too_few_markers_for_the_cutoff_is_one_line_and_writes_nothing(small_cohort, tmp_path, capsys):
+    from gwas_glmm.cli import main
+
+    out = tmp_path / "few"
+    assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(out), "--sparse-cutoff", "0.05",
+                 "--thin-count", "300", "--sparse-format", "gcta"]) == 1
+    assert "a sparse GRM at cutoff 0.05 needs at least 900" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few.log"]  # no .h5, .grm.sp or checkpoint folder

@@ -212,9 +212,16 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
         from .. import sizing
         from .gwas_runners import print_estimate
 
-        print_estimate(sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel,
-                                                  speed=sizing.MachineSpeed.measure(),
-                                                  threads=thread_count(args.threads), base=sizing.process_rss()))
+        threads = thread_count(args.threads)
+        estimate = sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel,
+                                              speed=sizing.MachineSpeed.measure(), threads=threads,
+                                              base=sizing.process_rss())
+        print_estimate(estimate)
+        if args.cluster:  # panels spread over the jobs; each job's cores as fast as this machine's
+            cores = args.cluster_jobs * args.cluster_cores
+            log.info("on --cluster %s with %d jobs of %d cores: ~%.1f h of wall time, each job ~%.1f GiB "
+                     "(--cluster-memory %s)", args.cluster, args.cluster_jobs, args.cluster_cores,
+                     estimate.seconds * threads / cores / 3600, estimate.memory / 2**30, args.cluster_memory)
         return
     if args.loco:
         log.info("the sparse GRM has no LOCO parts (fastGWA's sparse path tests against the full sparse GRM)")

@@ -13,6 +13,14 @@ from ..io.plink import PlinkFileset, VariantTable
 from .stats import VariantFilter, VariantStats, compute_stats
 
 DEFAULT_BLOCK_SIZE = 2048
+BLOCK_BYTES = 256 << 20  # one float32 block at most, for the biobank paths (sparse GRM, PCA)
+
+
+def bounded_block_size(n_samples: int, requested: int = DEFAULT_BLOCK_SIZE, budget: int = BLOCK_BYTES) -> int:
+    """``requested`` variants per block, fewer where a float32 block of ``n_samples`` would pass
+    ``budget`` bytes (at 100,000 samples 2,048 variants are 820 MB, and a streaming pass holds
+    about three blocks: the one read ahead, the one in use and its standardized copy)."""
+    return int(max(64, min(requested, budget // max(4 * n_samples, 1))))
 
 
 @dataclass(frozen=True)

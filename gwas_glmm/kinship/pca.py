@@ -35,6 +35,7 @@ from .._progress import get_logger, progress
 from .._validation import check_index, check_positive_int
 from ..exceptions import InputError
 from ..genotype import iter_blocks
+from ..genotype.blocks import bounded_block_size
 from ..genotype.stats import VariantFilter
 from ..io.plink import PlinkFileset
 
@@ -148,7 +149,8 @@ def _chunk_task(source, samples, positions, freqs, operand, kind: str, block_siz
     kept, kept_freq = [], []
     missing = np.zeros(len(samples), np.int64)  # calls missing per sample ('first' and 'project')
     at = 0
-    for block in iter_blocks(fileset, samples=samples, variants=positions, block_size=block_size,
+    for block in iter_blocks(fileset, samples=samples, variants=positions,
+                             block_size=bounded_block_size(len(samples), block_size),
                              filters=filters if kind == "first" else None, prefetch=False):
         if not len(block):
             continue

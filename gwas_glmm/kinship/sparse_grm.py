@@ -22,9 +22,11 @@ entries (12 bytes each).  Panels are independent tasks (threads, dask) and are c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ from .._progress import get_logger, progress
 from .._validation import check_index, check_positive_int
 from ..exceptions import InputError
 from ..genotype import iter_blocks
+from ..genotype.blocks import bounded_block_size
 from ..io.plink import PlinkFileset
 from .grm import DEFINITION, GrmConfig
 
@@ -65,6 +68,17 @@ def check_cutoff(cutoff: float, flag: str = "--sparse-cutoff") -> float:
     if not (0.0 < float(cutoff) < 1.0):
         raise InputError(f"{flag} must lie strictly between 0 and 1 (fastGWA uses 0.05), got {cutoff:g}")
     return float(cutoff)
+
+
+def check_markers(n_variants: int, cutoff: float, source) -> None:
+    """An unrelated pair's entry has sd about 1/sqrt(M): with fewer than (1.5 / cutoff)^2 markers
+    (900 at 0.05) noise alone passes the cutoff for a large share of the n^2 / 2 pairs, and the
+    "sparse" GRM would be nearly dense.  One line, before anything is written."""
+    needed = int(np.ceil((1.5 / cutoff) ** 2))
+    if n_variants < needed:
+        raise InputError(f"{source}: {n_variants} variants pass the GRM filters; a sparse GRM at cutoff {cutoff:g} "
+                         f"needs at least {needed} (an unrelated pair's entry has sd 1/sqrt(M) = "
+                         f"{1 / np.sqrt(n_variants):.3f}); use more markers or a higher --sparse-cutoff")
 
 
 def panel_rows(n: int, memory_bytes: int = 1 << 30) -> int:
@@ -115,7 +129,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
             store.save(k, part)
         bar.update(1)
 
-    with bar:
+    with bar, _drop_if_empty(store):
         if client is None:
             for k in todo:
                 done(k, panel_entries(fileset, sample_index, variant_index, config, *panels[k], cutoff))
@@ -164,7 +178,7 @@ def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.nda
     masks: list[np.ndarray] = []  # bit-packed missing calls of samples :stop, one array per block
     n_variants = 0
     for block in iter_blocks(fileset, samples=sample_index, variants=variant_index,  # frequencies over all
-                             block_size=config.block_size, filters=config.filters()):
+                             block_size=bounded_block_size(stop, config.block_size), filters=config.filters()):
         if not len(block):
             continue
         z = _standardized(block, stop, config.dtype)
@@ -177,6 +191,7 @@ def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.nda
     if n_variants == 0:
         raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
                          f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
+    check_markers(n_variants, cutoff, fileset.bed_path)
     local = np.arange(stop - start)
     rows, cols = [], []
     for lo in range(0, stop - start, 256):  # candidates row chunk by row chunk: no second b x n matrix
@@ -221,6 +236,17 @@ def add_panel_products(sums: np.ndarray, z: np.ndarray, start: int, stop: int) -
         sums[:, :start] += rows @ z[:start].T
     syrk = blas.dsyrk if z.dtype == np.float64 else blas.ssyrk
     sums[:, start:stop] += syrk(1.0, rows, lower=1)
+
+
+@contextlib.contextmanager
+def _drop_if_empty(store):
+    """A run stopped by bad input before any panel finished leaves no checkpoint folder behind."""
+    try:
+        yield
+    except InputError:
+        if store is not None and not any(store.folder.glob("panel_*.npz")):
+            shutil.rmtree(store.folder, ignore_errors=True)
+        raise
 
 
 class _Checkpoint:
