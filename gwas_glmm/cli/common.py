@@ -54,8 +54,8 @@ def grm_path(out: str) -> Path:
 
 def sparse_export_paths(out: str, formats) -> list[Path]:
     """The files ``grm --sparse-format`` writes beside the .h5: GCTA's and SAIGE's sparse GRM."""
-    stem = str(grm_path(out))[: -len(".grm.h5")] if str(grm_path(out)).endswith(".grm.h5") else \
-        str(grm_path(out)).rsplit(".", 1)[0]
+    h5 = str(grm_path(out))
+    stem = h5[: -len(".grm.h5")] if h5.endswith(".grm.h5") else h5.rsplit(".", 1)[0]
     paths = {"gcta": [Path(stem + ".grm.sp"), Path(stem + ".grm.id")],
              "saige": [Path(stem + ".sparseGRM.mtx"), Path(stem + ".sparseGRM.mtx.sampleIDs.txt")]}
     return [p for f in formats for p in paths[f]]

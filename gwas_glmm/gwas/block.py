@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from ..genotype.stats import VariantFilter
-from ..io.plink import PlinkFileset
+from ..io.plink import worker_fileset
 from .null import NullModel
 from .rows import block_rows, gzip_member
 from .score import score_test
@@ -51,12 +50,6 @@ def _buffer(size: int, slot: int = 0) -> np.ndarray:
     return buf
 
 
-@lru_cache(maxsize=4)
-def _fileset(bfile: str, num_threads: int | None) -> PlinkFileset:
-    """The fileset opened once per process (a worker reads the .bed itself: nothing large is sent)."""
-    return PlinkFileset(bfile, num_threads=num_threads)
-
-
 def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.ndarray]:
     """Read, filter, impute and test one block for every phenotype; the arrays of its checkpoint,
     with each phenotype's rows formatted and compressed (``NAME.gz``).
@@ -68,7 +61,7 @@ def compute_block(task: BlockTask, nulls: dict[str, NullModel]) -> dict[str, np.
     size = FAST_CHUNK if task.mode == "fast" else max(len(task.index), 1)
     pieces = [_test_piece(task, nulls, task.index[s:s + size]) for s in range(0, len(task.index), size)]
     arrays = {key: np.concatenate([p[key] for p in pieces]) for key in pieces[0]} if pieces else {}
-    variants = _fileset(task.bfile, task.num_threads).variants
+    variants = worker_fileset(task.bfile, task.num_threads).variants
     for name, null in nulls.items():  # the block's rows, as text and compressed, here in parallel
         text = block_rows(variants, arrays, name, null.family == "binomial") if arrays else ""
         arrays[f"{name}.gz"] = np.frombuffer(gzip_member(text), dtype=np.uint8)
@@ -81,7 +74,7 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
     float64."""
     need_missing = task.sex is not None or any(m.index is not None or m.family == "binomial" for m in nulls.values())
     buffer = _buffer(len(task.samples) * len(index))
-    g, stats, missing = _fileset(task.bfile, task.num_threads).read_imputed(task.samples, index, out=buffer,
+    g, stats, missing = worker_fileset(task.bfile, task.num_threads).read_imputed(task.samples, index, out=buffer,
                                                                           missing=need_missing)
     fill = None
     if task.sex is not None:

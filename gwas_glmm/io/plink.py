@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -404,3 +405,14 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
     path = check_file(path, "variant ID list")
     with open(path, encoding="utf-8") as fh:
         return [line.split()[0] for line in fh if line.strip()]
+
+
+@lru_cache(maxsize=4)
+def _opened(prefix: str, num_threads: int | None) -> PlinkFileset:
+    return PlinkFileset(prefix, num_threads=num_threads)
+
+
+def worker_fileset(source: str | PlinkFileset, num_threads: int | None = None) -> PlinkFileset:
+    """The fileset a task reads: ``source`` itself, or for a prefix (what a dask task is sent:
+    nothing large) the fileset opened once per process."""
+    return source if isinstance(source, PlinkFileset) else _opened(str(source), num_threads)

@@ -22,7 +22,6 @@ the eigenvalues are those of A (plink2's .eigenval).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +36,7 @@ from ..exceptions import InputError
 from ..genotype import iter_blocks
 from ..genotype.blocks import bounded_block_size
 from ..genotype.stats import VariantFilter
-from ..io.plink import PlinkFileset
+from ..io.plink import PlinkFileset, worker_fileset
 
 log = get_logger("pca")
 CHUNK_VARIANTS = 8192  # variants per task: a pass is the sum of one partial result per chunk
@@ -130,11 +129,6 @@ def unrelated_samples(matrix: scipy.sparse.spmatrix, cutoff: float) -> np.ndarra
     return keep
 
 
-@functools.lru_cache(maxsize=4)
-def _fileset(prefix: str) -> PlinkFileset:
-    return PlinkFileset(prefix)
-
-
 def _chunk_task(source, samples, positions, freqs, operand, kind: str, block_size: int, filters, n_in: int):
     """One variant chunk's share of a pass (a pure function: it runs in a thread or on a dask
     worker).  ``kind``: 'first' -> (Z Z^T G, kept positions, their frequencies); 'product' ->
@@ -142,7 +136,7 @@ def _chunk_task(source, samples, positions, freqs, operand, kind: str, block_siz
     standardized genotypes of ``samples`` (the first ``n_in`` rows are the PCA samples)."""
     from ._grm_numba import standardize_inplace
 
-    fileset = _fileset(source) if isinstance(source, str) else source
+    fileset = worker_fileset(source)
     width = operand.shape[1]
     out = (np.zeros((width, width)) if kind == "gram"
            else np.zeros((len(samples) - n_in if kind == "project" else len(samples), width)))

@@ -40,7 +40,7 @@ from .._validation import check_index, check_positive_int
 from ..exceptions import InputError
 from ..genotype import iter_blocks
 from ..genotype.blocks import bounded_block_size
-from ..io.plink import PlinkFileset
+from ..io.plink import PlinkFileset, worker_fileset
 from .grm import DEFINITION, GrmConfig
 
 log = get_logger("grm")
@@ -171,14 +171,15 @@ def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.nda
     bit-packed missing masks; no second n x n product of missing indicators."""
     from ._grm_numba import shared_missing
 
-    fileset = PlinkFileset(source) if isinstance(source, str) else source
+    fileset = worker_fileset(source)
+    n_read = fileset.n_samples if sample_index is None else len(sample_index)  # every block holds all samples
     sums = np.zeros((stop - start, stop), np.float64)
     gcta = config.missing == "gcta"
     missing = np.zeros(stop, np.float64)
     masks: list[np.ndarray] = []  # bit-packed missing calls of samples :stop, one array per block
     n_variants = 0
     for block in iter_blocks(fileset, samples=sample_index, variants=variant_index,  # frequencies over all
-                             block_size=bounded_block_size(stop, config.block_size), filters=config.filters()):
+                             block_size=bounded_block_size(n_read, config.block_size), filters=config.filters()):
         if not len(block):
             continue
         z = _standardized(block, stop, config.dtype)
