@@ -71,7 +71,7 @@ def test_cli_builds_only_the_sparse_grm_and_checks_its_options(small_cohort, tmp
     assert kin.is_sparse and abs(kin.matrix - expected).max() == 0 and kin.meta["sparse_cutoff"] == 0.05
     capsys.readouterr()
     assert main(["null", "--grm", str(out), "--pheno", str(small_cohort.pheno), "--pheno-name", "qt",
-                 "--out", str(tmp_path / "n")]) == 1
+                 "--out", str(tmp_path / "n"), "--no-sparse"]) == 1
     assert "holds only a sparse GRM" in capsys.readouterr().err.strip().splitlines()[-1]
     for bad, message in ((["--sparse-cutoff", "1.5"], "strictly between 0 and 1"),
                          (["--sparse-cutoff", "0.05", "--eigen"], "--eigen needs the dense GRM"),

@@ -75,17 +75,26 @@ def run_null(args: argparse.Namespace) -> None:
             return _dry_run_null(args, pheno, covar, (*kinship_header(args.grm), True))
         kin = read_kinship(args.grm, ids=_grm_ids(args))
         return _dry_run_null(args, pheno, covar, (kin.fid, kin.iid, False, False))
-    kin = read_kinship(args.grm, ids=_grm_ids(args))
-    log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
-             "stored (reused)" if kin.eigen is not None else "not stored")
-    loco = args.loco and h5
-    if args.loco and not h5:
+    sparse = _sparse_null(args, h5)
+    kin = read_kinship(args.grm, ids=_grm_ids(args), sparse=sparse and h5)
+    if sparse:
+        log.info("kinship %s: sparse GRM of %d samples, %d pairs kept", args.grm, kin.n,
+                 (kin.matrix.nnz - kin.n) // 2)
+    else:
+        log.info("kinship %s: %d samples, eigendecomposition %s", args.grm, kin.n,
+                 "stored (reused)" if kin.eigen is not None else "not stored")
+    loco = args.loco and h5 and not sparse
+    if args.loco and sparse:
+        log.info("sparse GRM: no LOCO (close relatives only; as fastGWA-GLMM and SAIGE's sparse mode)")
+    elif args.loco and not h5:
         log.info("%s is an imported kinship without LOCO parts: the scan will use it whole (a GRM from "
                  "gwas-glmm grm has them)", args.grm)
     nulls, statuses, fid, iid, covar_names = fit_null_models(kin, pheno, covar, args.family,
                                                              loco_from=args.grm if loco else None,
                                                              offset=args.offset, exposure=args.exposure,
-                                                             bfile=_calibration_bfile(args) if loco else None)
+                                                             bfile=_calibration_bfile(args) if loco else None,
+                                                             sparse=sparse, block_memory=None if args.max_block_memory
+                                                             is None else args.max_block_memory * 2**30)
     if not nulls:
         failed = "; ".join(f"phenotype {name}: {st['error']}" for name, st in statuses.items())
         raise InputError(f"no phenotype could be fitted: {failed}")
@@ -95,6 +104,24 @@ def run_null(args: argparse.Namespace) -> None:
                                         parameters=run_parameters(args), started=started), "status": statuses})
     log.info("null models of %d phenotype(s) on %d samples written to %s (%.1f s)", len(nulls), len(iid), out,
              time.perf_counter() - started)
+
+
+def _sparse_null(args: argparse.Namespace, h5: bool) -> bool:
+    """Whether to fit on the sparse GRM (--sparse, or a file that holds only one), logged."""
+    from ..io.kinship_formats import kinship_format
+    from ..kinship.store import stored_matrices
+
+    dense, sparse = stored_matrices(args.grm) if h5 else (kinship_format(args.grm) not in ("gcta-sparse", "mtx"),
+                                                          kinship_format(args.grm) in ("gcta-sparse", "mtx"))
+    if args.sparse is None:
+        chosen = sparse and not dense
+        why = "the file holds only a sparse GRM" if chosen else "the file holds a dense kinship"
+    else:
+        chosen, why = args.sparse, "--sparse" if args.sparse else "--no-sparse"
+    if chosen and not sparse:
+        raise InputError(f"--sparse: {args.grm} holds no sparse GRM; build one with grm --sparse-cutoff 0.05")
+    log.info("null model path: %s (%s)", "sparse GRM, by blocks of related samples" if chosen else "dense", why)
+    return chosen
 
 
 def _calibration_bfile(args: argparse.Namespace) -> str | None:
@@ -133,7 +160,7 @@ def chunk_of(variants: np.ndarray, chunk: tuple[int, int] | None) -> np.ndarray:
 
 def run_scan(args: argparse.Namespace) -> None:
     from ..gwas.cluster import scan_client
-    from ..gwas.scanner import EXACT_MAX_N, Scan, ScanConfig
+    from ..gwas.scanner import Scan, ScanConfig, auto_mode
     from ..gwas.store import load_nulls, null_header
 
     started = time.perf_counter()
@@ -154,7 +181,7 @@ def run_scan(args: argparse.Namespace) -> None:
         from .. import sizing
 
         head = null_header(args.null)
-        mode = args.mode if args.mode != "auto" else ("exact" if head.n <= EXACT_MAX_N else "fast")
+        mode = args.mode if args.mode != "auto" else auto_mode(head.n, head.sparse)
         threads = args.cluster_cores if args.cluster else config.threads
         print_estimate(sizing.estimate_scan(head.n, len(variants), list(head.families.values()), mode=mode,
                                             block=config.block_size, threads=threads, p=head.p,
@@ -178,7 +205,7 @@ def run_scan(args: argparse.Namespace) -> None:
 
         sex = read_sex(args.sex, fileset.samples)
         key += f":{args.sex}:{Path(args.sex).stat().st_mtime_ns}"
-    fast = args.mode == "fast" or (args.mode == "auto" and head.n > EXACT_MAX_N)
+    fast = (args.mode if args.mode != "auto" else auto_mode(head.n, head.sparse)) == "fast"
     # a fast scan of a null file whose LOCO ratios are all calibrated reads its top directions only,
     # unless a chromosome scanned has no LOCO part (then it calibrates, with the full models)
     light = fast and head.calibrated and not args.no_loco

@@ -200,6 +200,13 @@ def _add_gwas_commands(sub) -> None:
                       help="also compute each phenotype's residual with each chromosome left out of the GRM, from "
                       "the GRM file's LOCO parts (one n^3/3 factorisation per chromosome); the scan then tests each "
                       "chromosome against its own (default: on when the GRM has LOCO parts)")
+    null.add_argument("--sparse", action=argparse.BooleanOptionalAction, default=None,
+                      help="fit on the sparse GRM by blocks of related samples, O(N) (fastGWA-GLMM/SAIGE sparse mode; "
+                      "no LOCO, PCs as covariates); default: on when --grm holds only a sparse GRM (.h5 from grm "
+                      "--sparse-cutoff, .grm.sp, .mtx)")
+    null.add_argument("--max-block-memory", type=float, default=None, metavar="GIB",
+                      help="sparse path: memory the largest group of related samples may take as a dense block "
+                      "(default: half this machine's)")
     _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
     _add_dry_run(null)
     null.set_defaults(runner="null")

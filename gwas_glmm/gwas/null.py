@@ -59,6 +59,12 @@ class NullModel:
     # eigen-directions the fast mode keeps exactly (chosen on the calibration variants by
     # score.choose_fast_rank; None: not chosen yet)
     fast_rank: int | None = None
+    # a null on a sparse GRM (gwas.sparse_null): Sigma^-1 = W^T W with W this sparse block-diagonal matrix
+    whitener: object | None = None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.whitener is not None
 
     def rows(self, a: np.ndarray) -> np.ndarray:
         """The rows of ``a`` (one per sample of the null file) that belong to this model's samples."""
@@ -96,19 +102,24 @@ class NullModel:
 
     def sigma_inv(self, g: np.ndarray) -> np.ndarray:
         """Sigma^-1 @ g for an (n, m) block."""
+        if self.whitener is not None:
+            return np.asarray(self.whitener.T @ (self.whitener @ g))
         if self.eig_vectors is not None:
             return self.eig_vectors @ (self.eig_inv_d[:, None] * (self.eig_vectors.T @ g))
         return sla.cho_solve((self.chol, True), g, check_finite=False)
 
     def whiten(self, g: np.ndarray) -> np.ndarray:
         """L^-1 g with Sigma = L L^T, so that g^T Sigma^-1 g = |L^-1 g|^2 (one matrix product)."""
+        if self.whitener is not None:
+            return np.asarray(self.whitener @ g)
         if self.eig_vectors is not None:
             return np.sqrt(self.eig_inv_d)[:, None] * (self.eig_vectors.T @ g)
         return solve_lower(self.chol, g)  # releases the GIL: scan workers solve in parallel
 
 
 def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussian", *, iid=None,
-             tol: float = 1e-6, offset=None, eigen: bool = True, coef_names=None) -> NullModel:
+             tol: float = 1e-6, offset=None, eigen: bool = True, coef_names=None, sparse: bool = False,
+             block_memory: float | None = None) -> NullModel:
     """Fit the null GLMM with the kinship as a known-covariance random effect.  ``y``/``x`` rows
     follow ``iid`` (default: the kinship's order); the kinship is aligned to them.  ``offset``:
     a known term on the link scale (e.g. log exposure for counts).  ``coef_names``: the columns'
@@ -123,7 +134,11 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
     spatial matrix): Sigma = phi W^-1 + sum_j tau_j K_j, fitted by PQL/AI-REML (AI-REML for
     Gaussian traits) and applied through its Cholesky factor; ``tau`` is the first one's, all of
     them are in ``status["tau_all"]``, and the fast mode of a Gaussian trait uses the top
-    eigenpairs of sum_j tau_j K_j.  LOCO applies to a single GRM only."""
+    eigenpairs of sum_j tau_j K_j.  LOCO applies to a single GRM only.
+
+    ``sparse``: a sparse kinship (e.g. a sparse GRM of close relatives) fitted by blocks of related
+    samples, O(N) (:mod:`gwas.sparse_null`; ``block_memory``: the bytes its largest block may use).
+    Without it a sparse kinship is made dense: the same model, the reference the tests compare to."""
     named = isinstance(kinship, dict)
     kinships = kinship if named else {"grm": kinship}
     if not kinships:
@@ -137,6 +152,14 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
         raise InputError(f"the phenotype has {n} samples, covariates {x.shape[0]}, IDs {len(iid)}")
     aligned = {name: kin.align(_fids_for(kin, iid), iid, source=f"known covariance {name!r}" if named else None)
                for name, kin in kinships.items()}
+    if sparse:
+        if len(aligned) != 1 or not next(iter(aligned.values())).is_sparse:
+            raise InputError("the sparse null model takes exactly one sparse kinship (a sparse GRM)")
+        from .sparse_null import fit_null_sparse
+
+        [kin] = aligned.values()
+        return fit_null_sparse(y, x, kin.matrix, family, iid=iid, tol=tol, offset=offset, coef_names=coef_names,
+                               limit_bytes=block_memory, source=kin.meta.get("source", "sparse GRM"))
     if family == "gaussian" and eigen and len(aligned) == 1:
         [(name, kin)] = aligned.items()
         kin = kin.decompose()
@@ -175,7 +198,7 @@ def _fit_null_pql(y, x, mats: list, family: str, *, iid, tol: float, offset, coe
               "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(taus[0] <= 0), "warnings": fit.warnings}
     if len(mats) > 1:
         status.update(components=[name for name, _ in mats], tau_all=taus)
-    chol = np.tril(wm.sigma_chol)  # the fit's own factor of Sigma, upper triangle cleared for storage
+    chol = np.tril(wm.sigma.chol[0])  # the fit's own factor of Sigma, upper triangle cleared for storage
     return NullModel(family, iid, x, wm.py, wm.w, wm.mu, y, fit.beta, taus[0], float(wm.phi), wm.sigma_inv_x,
                      wm.xt_sigma_inv_x_inv, chol=chol, status=status, dispersion=fit.dispersion, y_work=wm.y_work,
                      offset=offset, **fast)

@@ -28,7 +28,7 @@ def kinship_samples(fid, iid) -> SampleTable:
 
 
 def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco_from=None, offset: str | None = None,
-                    exposure: str | None = None, bfile=None):
+                    exposure: str | None = None, bfile=None, sparse: bool = False, block_memory: float | None = None):
     """(phenotype -> NullModel, phenotype -> status dict, fid, iid, covariate names).
 
     ``offset``/``exposure``: a column of the covariate file taken out of the covariates and used
@@ -45,7 +45,12 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     its stored eigendecomposition; a subset is decomposed once for every Gaussian phenotype
     observed on exactly it (9 n^3 flops: cheaper than Cholesky AI-REML, whose tr(P K) costs about
     2.3 n^3 per iteration).  A phenotype whose fit fails is reported and skipped.
+
+    ``sparse``: ``kin`` is a sparse GRM fitted by blocks of related samples (:mod:`gwas.sparse_null`;
+    ``block_memory`` bounds a block's bytes); every phenotyped sample must be in it.
     """
+    if sparse:
+        check_covered(kin, pheno, covar)
     aligned = align_samples(kinship_samples(kin.fid, kin.iid), pheno, covar)
     fid, iid = aligned.fid, aligned.iid
     covar_names, xcov = list(aligned.covar_names), aligned.x
@@ -56,7 +61,7 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     x = np.column_stack([np.ones(len(iid)), xcov])
     kin = kin.align(fid, iid)
     observed = ~np.isnan(aligned.y)
-    plans = _gaussian_plans(kin, observed, aligned.pheno_names) if family == "gaussian" else {}
+    plans = _gaussian_plans(kin, observed, aligned.pheno_names) if family == "gaussian" and not sparse else {}
     nulls, statuses = {}, {}
     for k, name in enumerate(aligned.pheno_names):
         index = None if observed[:, k].all() else np.flatnonzero(observed[:, k])
@@ -67,7 +72,8 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
         try:
             sub = plans[name] if name in plans else kin if index is None else kin.align(fid[index], iid[index])
             model = fit_null(aligned.y[rows, k], x_k, sub, family, iid=iid[rows],
-                             offset=None if off is None else off[rows], coef_names=names_k)
+                             offset=None if off is None else off[rows], coef_names=names_k, sparse=sparse,
+                             block_memory=block_memory)
         except (GwasGlmmError, np.linalg.LinAlgError, ValueError) as exc:
             statuses[name] = {"fitted": False, "error": " ".join(str(exc).split())}
             log.error("phenotype %s: null model failed: %s", name, statuses[name]["error"])
@@ -82,6 +88,30 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     if loco_from is not None and nulls:
         add_loco(nulls, loco_from, fid, iid, bfile=bfile)
     return nulls, statuses, fid, iid, ["(Intercept)"] + covar_names
+
+
+def check_covered(kin: Kinship, pheno, covar) -> None:
+    """A sparse GRM lists every sample it was built from (its diagonal): a phenotyped sample (with
+    every covariate) that it lacks was not in that fileset, and fitting without it would silently
+    drop it.  One line naming the first such sample."""
+    by_iid = kin.meta.get("iid_only") or pheno.fid is None or (covar is not None and covar.fid is None)
+
+    def keys(fid, iid):
+        return [str(i) if by_iid else (str(f), str(i)) for f, i in zip(iid if fid is None else fid, iid)]
+
+    observed = ~np.isnan(pheno.values).all(axis=1)
+    if covar is not None:
+        complete = {k for k, ok in zip(keys(covar.fid, covar.iid), ~np.isnan(covar.values).any(axis=1)) if ok}
+        observed &= np.array([k in complete for k in keys(pheno.fid, pheno.iid)], dtype=bool)
+    have = set(keys(kin.fid, kin.iid))
+    wanted = keys(pheno.fid, pheno.iid)
+    absent = [k for k in np.flatnonzero(observed) if wanted[k] not in have]
+    if absent:
+        k = absent[0]
+        first = wanted[k] if by_iid else " ".join(wanted[k])
+        raise InputError(f"{kin.meta.get('source', 'the sparse GRM')}: {len(absent)} of {int(observed.sum())} phenotyped "
+                         f"samples in {pheno.path} are not in the sparse GRM, first {first} (row {k + 1}); build "
+                         "the sparse GRM from the fileset that holds them, or remove them from the phenotype file")
 
 
 def _offset_column(covar_names, xcov, fid, iid, offset, exposure) -> np.ndarray | None:

@@ -93,6 +93,11 @@ def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
     return pos
 
 
+def auto_mode(n: int, sparse: bool) -> str:
+    """--mode auto: exact where it is cheap (a sparse-GRM null, or up to EXACT_MAX_N samples)."""
+    return "exact" if sparse or n <= EXACT_MAX_N else "fast"
+
+
 class Scan:
     """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel; ``fid``/``iid`` the null
     file's samples, each model testing those its ``index`` picks, all of them if None)."""
@@ -107,8 +112,10 @@ class Scan:
         self.n = len(self.samples)
         mode = config.mode
         if mode == "auto":
-            mode = "exact" if self.n <= EXACT_MAX_N else "fast"
-            log.info("variance mode: %s (auto: exact up to %d samples, here %d)", mode, EXACT_MAX_N, self.n)
+            sparse = all(m.is_sparse for m in nulls.values())
+            mode = auto_mode(self.n, sparse)
+            log.info("variance mode: %s (auto: %s)", mode, "exact on a sparse-GRM null, O(N + nnz) per variant"
+                     if sparse else f"exact up to {EXACT_MAX_N} samples, here {self.n}")
         if mode not in ("exact", "fast"):
             raise InputError(f"--mode must be exact, fast or auto, got {config.mode!r}")
         self.mode = mode

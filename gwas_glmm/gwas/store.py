@@ -10,6 +10,8 @@
         fast_inv_d and attr fast_rest: the kinship's top eigenpairs), offset (if any), index (if the
         phenotype is observed in only some of the file's samples: their positions; every vector of
         the group follows that order)
+        or whitener/data, indices, indptr (a sparse-GRM null: CSR of W with Sigma^-1 = W^T W,
+        block diagonal by groups of related samples)
 /pheno/<name>/loco/<chrom>/py, sigma_inv_x, xsx_inv, mu   the same with chromosome <chrom> left
                          out of the GRM (gwas/loco.py), for testing that chromosome's variants
 
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import scipy.sparse
 
 from .._atomic import atomic_path
 from .._validation import check_file
@@ -71,6 +74,10 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 g.create_dataset(key, data=getattr(m, key))
             if m.eig_vectors is not None:
                 g.create_dataset("eig_inv_d", data=m.eig_inv_d)
+            elif m.whitener is not None:
+                w = m.whitener.tocsr()
+                for key in ("data", "indices", "indptr"):
+                    g.create_dataset(f"whitener/{key}", data=getattr(w, key))
             else:
                 g.create_dataset("chol", data=m.chol)
             if m.fast_vectors is not None:
@@ -112,6 +119,7 @@ class NullHeader:
     p: int  # covariates incl. intercept (the most of any phenotype)
     loco_parts: int
     calibrated: bool  # every LOCO part has its fast-mode ratio: a fast scan needs no full null
+    sparse: bool = False  # every phenotype fitted on a sparse GRM (exact scans cost O(N + nnz) per variant)
 
 
 def null_header(path) -> NullHeader:
@@ -121,7 +129,8 @@ def null_header(path) -> NullHeader:
         return NullHeader(int(h5["samples/iid"].shape[0]), {name: str(g.attrs["family"]) for name, g in h5["pheno"].items()},
                           int(max((g["x"].shape[1] for g in groups), default=1)),
                           max((len(g["loco"]) for g in groups if "loco" in g), default=0),
-                          bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts))
+                          bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts),
+                          bool(groups) and all("whitener" in g for g in groups))
 
 
 def _stored_fast_rank(attrs, group) -> int | None:
@@ -131,6 +140,13 @@ def _stored_fast_rank(attrs, group) -> int | None:
         return int(attrs["fast_rank"])
     has_ratios = any("ratio" in lg.attrs for lg in group.get("loco", {}).values())
     return FAST_RANK if has_ratios else None
+
+
+def _whitener(group) -> scipy.sparse.csr_matrix | None:
+    if "whitener" not in group:
+        return None
+    w, n = group["whitener"], group["py"].shape[0]
+    return scipy.sparse.csr_matrix((w["data"][...], w["indices"][...], w["indptr"][...]), shape=(n, n))
 
 
 def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
@@ -166,6 +182,7 @@ def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], 
                 family=str(a["family"]), iid=iid if index is None else iid[index], tau=float(a["tau"]),
                 phi=float(a["phi"]), index=index, **eigen,
                 chol=g["chol"][...] if "chol" in g and not fast_only else None, status=json.loads(a["status"]),
+                whitener=_whitener(g),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
                 fast_rank=_stored_fast_rank(a, g),

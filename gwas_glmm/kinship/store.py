@@ -178,6 +178,12 @@ def kinship_header(path) -> tuple[np.ndarray, np.ndarray, bool]:
         return fid, iid, bool("eigen" in h5 and h5["eigen"].attrs.get("complete", False))
 
 
+def stored_matrices(path) -> tuple[bool, bool]:
+    """(whether the file holds a dense matrix, whether it holds a sparse GRM)."""
+    with _open(path) as h5:
+        return "matrix" in h5, "sparse" in h5
+
+
 def loco_names(path) -> list[str]:
     """The chromosomes with a LOCO part, in one spelling (:mod:`gwas_glmm.io.chrom`), whatever
     spelling the .bim the GRM was built from used."""

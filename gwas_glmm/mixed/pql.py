@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse
 
 from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
@@ -42,27 +43,48 @@ class WorkingModel:
     py: np.ndarray  # P y~
     tau: np.ndarray
     phi: float
-    sigma_chol: np.ndarray  # lower Cholesky factor of Sigma (only its lower triangle is meaningful)
+    sigma: object  # Sigma's factor: DenseSigma (.chol: lower Cholesky factor) or a block factor
 
 
-def _solve_working(y_work, x, w, phi, tau, mats):
-    sigma = np.diag(phi / w)
-    for t, k in zip(tau, mats):
-        sigma += t * k
-    chol = sla.cho_factor(sigma, lower=True, check_finite=False)
-    si_x = sla.cho_solve(chol, x, check_finite=False)
-    si_y = sla.cho_solve(chol, y_work, check_finite=False)
+class DenseSigma:
+    """Sigma = phi W^-1 + sum_k tau_k K_k by one dense Cholesky factorisation (n^3 / 3 flops)."""
+
+    def __init__(self, w, phi, tau, mats):
+        sigma = np.diag(phi / w)
+        for t, k in zip(tau, mats):
+            sigma += t * k
+        self.chol = sla.cho_factor(sigma, lower=True, check_finite=False)
+
+    def solve(self, m):
+        return sla.cho_solve(self.chol, m, check_finite=False)
+
+    def trace_inv(self, c) -> float:
+        """tr(Sigma^-1 C)."""
+        return float(np.trace(self.solve(c)))
+
+
+def _solve_working(y_work, x, w, phi, tau, mats, covariance=None):
+    """(Sigma's factor, Sigma^-1 X, (X' Sigma^-1 X)^-1, beta, P y~).  ``covariance(w, phi, tau)``
+    factorises Sigma (default :class:`DenseSigma` of ``mats``; the sparse path's factorises it by
+    blocks of related samples)."""
+    sigma = DenseSigma(w, phi, tau, mats) if covariance is None else covariance(w, phi, tau)
+    si_x = sigma.solve(x)
+    si_y = sigma.solve(y_work)
     xsx = x.T @ si_x
     xsx_inv = np.linalg.inv(xsx)
     beta = xsx_inv @ (si_x.T @ y_work)
     py = si_y - si_x @ beta
-    return chol, si_x, xsx_inv, beta, py
+    return sigma, si_x, xsx_inv, beta, py
 
 
-def _p_apply(chol, si_x, xsx_inv, m):
+def _p_apply(sigma, si_x, xsx_inv, m):
     """P @ m for a matrix or vector m."""
-    sm = sla.cho_solve(chol, m, check_finite=False)
-    return sm - si_x @ (xsx_inv @ (si_x.T @ m))
+    return sigma.solve(m) - si_x @ (xsx_inv @ (si_x.T @ m))
+
+
+def _trace_p(sigma, si_x, xsx_inv, c) -> float:
+    """tr(P C) = tr(Sigma^-1 C) - tr((X' Sigma^-1 X)^-1 X' Sigma^-1 C Sigma^-1 X)."""
+    return sigma.trace_inv(c) - float(np.sum(xsx_inv * (si_x.T @ (c @ si_x))))
 
 
 def _nb_theta(fam, y, mu, weights) -> float:
@@ -81,8 +103,10 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
             ) -> GlmmResult:
     """Fit by PQL/AI-REML.  ``kinships``: list of (name, K) with K an (n, n) array in the order
     of the observations (align a :class:`~gwas_glmm.kinship.Kinship` first).  ``options``:
-    weights, offset, coef_names, tol (1e-6), max_iter (100).  One n x n Cholesky factorisation
-    per iteration: BLAS threads as :func:`gwas_glmm._threads.dense_threads` chooses."""
+    weights, offset, coef_names, tol (1e-6), max_iter (100), covariance (a factory
+    ``(w, phi, tau) -> factor`` with ``solve`` and ``trace_inv``; default :class:`DenseSigma`).
+    Dense: one n x n Cholesky factorisation per iteration, BLAS threads as
+    :func:`gwas_glmm._threads.dense_threads` chooses."""
     from .._threads import fit_threads
 
     with fit_threads(len(y), len(y)):
@@ -90,7 +114,7 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
 
 
 def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, weights=None, offset=None,
-             coef_names=None, tol: float = 1e-6, max_iter: int = 100) -> GlmmResult:
+             coef_names=None, tol: float = 1e-6, max_iter: int = 100, covariance=None) -> GlmmResult:
     fam = get_family(family, link)
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
@@ -100,7 +124,7 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
     fam.check_y(y, weights, "response")
     check_full_rank(x, list(coef_names or [f"x{k}" for k in range(p)]))
     names = [k[0] for k in kinships]
-    mats = [np.asarray(k[1], dtype=float) for k in kinships]
+    mats = [k[1] if scipy.sparse.issparse(k[1]) else np.asarray(k[1], dtype=float) for k in kinships]
     for name, k in zip(names, mats):
         if k.shape != (n, n):
             raise InputError(f"known covariance {name!r} is {k.shape[0]} x {k.shape[1]}, the data have {n} rows")
@@ -131,16 +155,15 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
         w_fisher, d = fam.irls_weights(eta, mu, weights)
         w = w_fisher if not gaussian else weights
         y_work = eta - offset + (y - mu) / d
-        chol, si_x, xsx_inv, beta_w, py = _solve_working(y_work, x, w, phi, tau, mats)
+        sigma, si_x, xsx_inv, beta_w, py = _solve_working(y_work, x, w, phi, tau, mats, covariance)
         # AI-REML step over (phi if Gaussian, tau_1..tau_K)
         comps = ([np.diag(1.0 / w)] if gaussian else []) + mats
         pk_py = [c @ py for c in comps]
-        p_kpy = [_p_apply(chol, si_x, xsx_inv, v) for v in pk_py]
+        p_kpy = [_p_apply(sigma, si_x, xsx_inv, v) for v in pk_py]
         score = np.empty(len(comps))
         ai = np.empty((len(comps), len(comps)))
         for a, c in enumerate(comps):
-            pc = _p_apply(chol, si_x, xsx_inv, c)
-            score[a] = 0.5 * (py @ pk_py[a] - np.trace(pc))
+            score[a] = 0.5 * (py @ pk_py[a] - _trace_p(sigma, si_x, xsx_inv, c))
             for b in range(a + 1):
                 ai[a, b] = ai[b, a] = 0.5 * pk_py[a] @ p_kpy[b]
         current = np.concatenate([[phi], tau]) if gaussian else tau.copy()
@@ -161,7 +184,7 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
             phi, tau_new = float(new[0]), new[1:]
         else:
             tau_new = new
-        chol, si_x, xsx_inv, beta_new, py = _solve_working(y_work, x, w, phi, tau_new, mats)
+        sigma, si_x, xsx_inv, beta_new, py = _solve_working(y_work, x, w, phi, tau_new, mats, covariance)
         g = sum(t * (k @ py) for t, k in zip(tau_new, mats))
         eta = x @ beta_new + g + offset
         mu = fam.clip_mu(fam.link.inverse(eta))
@@ -176,8 +199,8 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
     w_fisher, d = fam.irls_weights(eta, mu, weights)
     w = w_fisher if not gaussian else weights
     y_work = eta - offset + (y - mu) / d
-    chol, si_x, xsx_inv, beta, py = _solve_working(y_work, x, w, phi, tau, mats)
-    working = WorkingModel(eta, mu, w, y_work, si_x, xsx_inv, py, tau, phi, chol[0])
+    sigma, si_x, xsx_inv, beta, py = _solve_working(y_work, x, w, phi, tau, mats, covariance)
+    working = WorkingModel(eta, mu, w, y_work, si_x, xsx_inv, py, tau, phi, sigma)
     components = [VarianceComponent(name, ["(Intercept)"], np.array([[t]])) for name, t in zip(names, tau)]
     result = GlmmResult(
         family=fam.name, link=fam.link.name, method="PQL", coef_names=list(coef_names or [f"x{k}" for k in range(p)]),

@@ -1,0 +1,174 @@
+"""The biobank pipeline end to end (issue #18): sparse GRM, 10 PCs, null models on the sparse GRM
+(a quantitative trait; binary traits at 10% and 1% prevalence) and an exact scan of every variant,
+each stage's wall time and peak RSS; in the same run plink2 --glm (linear and logistic, the same
+PCs and covariates, no relatedness) and, where installed, BOLT-LMM --lmmInfOnly with a time limit
+(a run that does not finish is reported as a lower bound).
+
+    python scripts/bench_biobank.py --n-samples 100000 --n-variants 20000 --workdir /scratch/bb
+
+Calibration from the same files: the simulator has no LD, so every variant but a trait's causal
+ones is null; lambda_GC at the median and the 1% / 0.1% quantiles and the type-I error at 1e-4
+(scripts/calibration.py's summary) for ours and plink2.  Writes WORKDIR/bench_biobank.json.
+``--grm FILE --pcs FILE``: reuse a sparse GRM and PCs built earlier (e.g. by
+bench_biobank_grm.py, whose timings then come from its JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _benchutil import measure, simulate_once, warm_page_cache, write_json  # noqa: E402
+from calibration import summarize  # noqa: E402
+
+from gwas_glmm.gwas.scanner import genomic_control  # noqa: E402
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "gwas_glmm"]
+
+
+def _covariates(prefix: Path, pcs: Path, out: Path) -> list[str]:
+    """age, sex and the PCs in one file (plink2 --covar takes one)."""
+    cov = pd.read_csv(f"{prefix}.covar", sep="\t")[["#FID", "IID", "age", "sex"]]
+    pc = pd.read_csv(pcs, sep="\t").rename(columns={"FID": "#FID"})
+    merged = cov.merge(pc, on=["#FID", "IID"])
+    merged.to_csv(out, sep="\t", index=False)
+    return [c for c in merged.columns if c not in ("#FID", "IID")]
+
+
+def _ours(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", usecols=["ID", "A1FREQ", "LOG10P"])
+
+
+def _plink2(path: Path) -> pd.DataFrame:
+    table = pd.read_csv(path, sep="\t")
+    table = table[table.TEST == "ADD"]
+    return pd.DataFrame({"ID": table.ID, "LOG10P": -np.log10(table.P.clip(lower=1e-300))})
+
+
+def _calibration(table: pd.DataFrame, causal: set, a1freq: pd.Series | None = None) -> dict:
+    is_causal = table.ID.isin(causal).to_numpy()
+    out = summarize(table.LOG10P.to_numpy(float), is_causal)
+    from scipy import stats
+
+    null = table.LOG10P.to_numpy(float)[~is_causal]
+    out["lambda"] = genomic_control(stats.chi2.isf(10.0 ** -null, 1))
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n-samples", type=int, default=100_000)
+    ap.add_argument("--n-variants", type=int, default=20_000)
+    ap.add_argument("--workdir", type=Path, default=Path("bench_biobank"))
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--grm", type=Path, help="reuse this sparse GRM (.h5)")
+    ap.add_argument("--pcs", type=Path, help="reuse these PCs (.eigenvec)")
+    ap.add_argument("--bolt-limit", type=float, default=3600.0, help="seconds BOLT-LMM may run")
+    ap.add_argument("--skip-peers", action="store_true")
+    args = ap.parse_args(argv)
+
+    from gwas_glmm import sizing
+    from gwas_glmm._threads import thread_count
+
+    threads = str(thread_count(args.threads))
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    prefix = work / f"cohort_{args.n_samples}_{args.n_variants}"
+    simulate_once(prefix, args.n_samples, args.n_variants, n_populations=3, fst=0.01, family_fraction=0.3)
+    warm_page_cache(Path(f"{prefix}.bed"))
+    record = {"n_samples": args.n_samples, "n_variants": args.n_variants, "threads": threads,
+              "load_before": os.getloadavg(), "sgemm_gflops": sizing.MachineSpeed.measure().sgemm / 1e9, "stages": {}}
+    stages = record["stages"]
+
+    def run(name, cmd):
+        result = measure(cmd)
+        stages[name] = {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"]}
+        print(f"{name:24s} {result['seconds']:9.1f} s  peak {result['peak_rss_mb']:8.0f} MB", flush=True)
+
+    filters = ["--maf", "0.01", "--geno", "0.05"]
+    grm = args.grm or work / "bb.grm.h5"
+    if args.grm is None:
+        run("sparse_grm", [*_cli(), "grm", "--bfile", prefix, "--sparse-cutoff", "0.05", "--out", grm,
+                           "--threads", threads, *filters])
+    pcs = args.pcs or work / "bb.eigenvec"
+    if args.pcs is None:
+        run("pca", [*_cli(), "pca", "--bfile", prefix, "--n-pcs", "10", "--out", work / "bb", "--threads", threads,
+                    *filters])
+    covar = work / "bb.covar"
+    names = _covariates(prefix, pcs, covar)
+    common = ["--grm", grm, "--pheno", f"{prefix}.pheno", "--covar", covar, "--threads", threads]
+    run("null_qt", [*_cli(), "null", *common, "--pheno-name", "qt", "--out", work / "null_qt"])
+    run("null_bt", [*_cli(), "null", *common, "--pheno-name", "bt1", "bt2", "--out", work / "null_bt"])
+    run("scan_qt", [*_cli(), "scan", "--bfile", prefix, "--null", work / "null_qt.null.h5", "--out", work / "scan",
+                    "--threads", threads])
+    run("scan_bt", [*_cli(), "scan", "--bfile", prefix, "--null", work / "null_bt.null.h5", "--out", work / "scan",
+                    "--threads", threads])
+    ours_total = sum(s["seconds"] for s in stages.values())
+    plink2 = shutil.which("plink2")
+    if plink2 and not args.skip_peers:
+        base = [plink2, "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--covar", covar, "--covar-variance-standardize",
+                "--threads", threads]
+        run("plink2_glm_linear", [*base, "--pheno-name", "qt", "--glm", "hide-covar", "--out", work / "p2"])
+        run("plink2_glm_logistic", [*base, "--pheno-name", "bt1,bt2", "--1", "--glm", "hide-covar", "firth-fallback",
+                                    "--out", work / "p2"])
+    bolt = shutil.which("bolt")
+    if bolt and not args.skip_peers:
+        cmd = [bolt, "--bfile", str(prefix), "--phenoFile", f"{prefix}.pheno", "--phenoCol", "qt",
+               "--covarFile", str(covar), "--qCovarCol", "age", "--qCovarCol", "sex", "--qCovarCol", "PC{1:10}",
+               "--lmmInfOnly", "--numThreads", threads, "--statsFile", str(work / "bolt.stats"),
+               "--LDscoresUseChip"]
+        t0 = time.perf_counter()
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.bolt_limit)
+            stages["bolt_lmm_inf"] = {"seconds": time.perf_counter() - t0, "returncode": done.returncode,
+                                      "tail": done.stdout[-500:] + done.stderr[-500:]}
+        except subprocess.TimeoutExpired:
+            stages["bolt_lmm_inf"] = {"seconds_at_least": args.bolt_limit, "finished": False}
+        print(f"bolt_lmm_inf {stages['bolt_lmm_inf']}", flush=True)
+    record["load_after"] = os.getloadavg()
+    record["ours_pipeline_seconds"] = ours_total
+    record["ours_peak_rss_mb"] = max(s.get("peak_rss_mb", 0) for name, s in stages.items() if "plink2" not in name
+                                     and "bolt" not in name)
+    n_var = args.n_variants
+    record["per_variant_us"] = {"ours_scan_qt": stages["scan_qt"]["seconds"] / n_var * 1e6,
+                                "ours_scan_bt (2 traits)": stages["scan_bt"]["seconds"] / n_var * 1e6}
+    if "plink2_glm_linear" in stages:
+        record["per_variant_us"]["plink2_glm_linear"] = stages["plink2_glm_linear"]["seconds"] / n_var * 1e6
+        record["per_variant_us"]["plink2_glm_logistic (2 traits)"] = stages["plink2_glm_logistic"]["seconds"] / n_var * 1e6
+        record["scan_qt/plink2_linear"] = stages["scan_qt"]["seconds"] / stages["plink2_glm_linear"]["seconds"]
+        record["scan_bt/plink2_logistic"] = stages["scan_bt"]["seconds"] / stages["plink2_glm_logistic"]["seconds"]
+
+    truth = pd.read_csv(f"{prefix}.truth.tsv", sep="\t")
+    calib = record["calibration"] = {}
+    for trait in ("qt", "bt1", "bt2"):
+        causal = set(truth.ID[truth.TRAIT == trait])
+        calib[f"ours_{trait}"] = _calibration(_ours(work / f"scan.{trait}.tsv.gz"), causal)
+        p2 = work / (f"p2.{trait}.glm.linear" if trait == "qt" else f"p2.{trait}.glm.logistic.hybrid")
+        if p2.exists():
+            calib[f"plink2_{trait}"] = _calibration(_plink2(p2), causal)
+    for name, c in calib.items():
+        lam = c["lambda"]
+        print(f"{name:14s} lambda median {lam['median']:.4f}  q0.01 {lam['q0.01']:.4f}  q0.001 {lam['q0.001']:.4f}  "
+              f"type-I at 1e-4 x{c['type1_0.0001_over_alpha']:.2f} ({c['type1_0.0001_hits']} hits)  "
+              f"power 5e-8 {c['power_5e-8']:.3f}")
+    print(f"ours, whole pipeline: {ours_total:.1f} s, peak {record['ours_peak_rss_mb']:.0f} MB; per variant (us) "
+          f"{json.dumps({k: round(v, 1) for k, v in record['per_variant_us'].items()})}")
+    print(f"load average before {record['load_before']}, after {record['load_after']}; sgemm peak "
+          f"{record['sgemm_gflops']:.0f} GFLOP/s; {threads} threads")
+    write_json(work / "bench_biobank.json", record)
+
+
+if __name__ == "__main__":
+    main()
