@@ -37,6 +37,8 @@ N_CHROMOSOMES = 22
 PQL_ITERATIONS = 12
 STARTUP_SECONDS = 2.0  # interpreter, numpy/numba/dask imports, reading the headers
 SCAN_GENOTYPE_SECONDS = 6e-8  # per genotype and phenotype on one core: statistics, imputation, SPA, output
+SPARSE_RATE = 2e8  # multiply-adds per second of a sparse (CSR) times dense product, one core (scipy)
+SMALL_BLOCK_SECONDS = 2e-6  # per block of related samples and batched LAPACK call (numpy's gufunc loop)
 GAUSSIAN_RESULT_BYTES = 72  # gzip TSV bytes per variant and phenotype (measured on simulated scans)
 BINARY_RESULT_BYTES = 95
 
@@ -214,12 +216,49 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
     return Estimate("null", base + memory, disk, seconds, flops, loaded, detail)
 
 
+def estimate_null_sparse(n: int, p: int, k: int, *, family: str, sizes: np.ndarray, nnz: int, speed: MachineSpeed,
+                         base: int) -> Estimate:
+    """The null model on a sparse GRM (``gwas.sparse_null``), from its groups of related samples
+    (``sizes``: those of 2 or more) and its non-zeros: Gaussian, one batched eigendecomposition
+    per block size (9 s^3 flops a block) and O(nnz(U) p) rotations; PQL, per iteration a
+    Cholesky, an inverse and a trace per block (s^3 / 3 + s^3 / 3 + 2 s^3) and sparse products
+    with W.  Memory: the matrix, the blocks and their factors (4 s^2 doubles while factorised),
+    W (12 bytes a non-zero) and a few n x p arrays."""
+    sizes = np.asarray(sizes, dtype=float)
+    cubes, squares = float(np.sum(sizes**3)), float(np.sum(sizes**2))
+    w_nnz = n + squares
+    if family == "gaussian":
+        flops = k * (9.0 * cubes + 4.0 * w_nnz * (p + 1))
+        sparse_ops = k * w_nnz * (p + 4)
+        block_calls = k * len(sizes)
+        detail = [f"Gaussian REML in the blocks' eigenbasis, {k} phenotype(s)"]
+    else:
+        flops = k * PQL_ITERATIONS * (2.7 * cubes)
+        sparse_ops = k * PQL_ITERATIONS * w_nnz * (2 * p + 8)
+        block_calls = k * PQL_ITERATIONS * len(sizes) * 3
+        detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations, each factorising every block"]
+    largest = float(sizes.max()) if len(sizes) else 1.0
+    memory = 12.0 * nnz * 3 + 8.0 * squares * 2 + 4 * 8.0 * largest**2 + 12.0 * w_nnz * 2 + 8.0 * n * p * 8
+    disk = k * (12.0 * w_nnz + 8.0 * n * (2 * p + 6))
+    seconds = (STARTUP_SECONDS + flops / (0.25 * speed.dgemm) + sparse_ops / SPARSE_RATE
+               + block_calls * SMALL_BLOCK_SECONDS + disk / DISK_WRITE_RATE)
+    detail.append(f"{len(sizes)} groups of related samples (largest {int(largest)}), {n - int(sizes.sum())} samples "
+                  f"with no relative; sum s^3 = {cubes:.3g}; W {_size(12.0 * w_nnz)}")
+    return Estimate("null", base + memory, disk, seconds, flops, 12.0 * nnz, detail)
+
+
 def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
-                  speed: MachineSpeed, base: int, loco_parts: int = 0, calibrated: bool = False) -> Estimate:
+                  speed: MachineSpeed, base: int, loco_parts: int = 0, calibrated: bool = False,
+                  sparse_nnz: float | None = None) -> Estimate:
     """``calibrated``: the null file has every LOCO part's fast-mode ratio, so a fast scan reads
-    only the top FAST_RANK eigenvectors at most (no n x n matrix) and factorises nothing."""
+    only the top FAST_RANK eigenvectors at most (no n x n matrix) and factorises nothing.
+    ``sparse_nnz``: the null models were fitted on a sparse GRM and Sigma^-1 = W^T W has this
+    many non-zeros in W: the exact variance costs 2 nnz(W) + 4 n p flops a variant and phenotype."""
     from .gwas.null import FAST_RANK
 
+    if sparse_nnz is not None:
+        return _estimate_scan_sparse(n, m, families, block=block, threads=threads, p=p, speed=speed, base=base,
+                                     w_nnz=sparse_nnz)
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     light = mode == "fast" and calibrated
@@ -255,3 +294,22 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
                       f"{_size(loco_memory)} for those built and held (--no-loco to skip)")
     memory = base + nulls + inflight + loco_memory
     return Estimate("scan", memory, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)
+
+
+def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, threads: int, p: int,
+                          speed: MachineSpeed, base: int, w_nnz: float) -> Estimate:
+    k = len(families)
+    nulls = k * (12.0 * w_nnz + 8.0 * n * (2 * p + 6))
+    inflight = threads * n * block * (4 + 4 + 8 + 8 + 8)
+    sparse_ops = float(m) * k * w_nnz
+    flops = m * k * (2.0 * w_nnz + 4.0 * n * p)
+    cores = min(threads, speed.cores)
+    seconds = (STARTUP_SECONDS + sparse_ops / (SPARSE_RATE * cores) + 4.0 * n * p * m * k / speed.dgemm
+               + _decode_seconds(n, m, speed, threads) + SCAN_GENOTYPE_SECONDS * n * m * k / cores)
+    binary = sum(f == "binomial" for f in families)
+    disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
+    detail = [f"{n} samples x {m} variants, {k} phenotype(s), exact mode on sparse-GRM null models "
+              f"(W {w_nnz:.3g} non-zeros): null models {_size(nulls)}, {threads} blocks of {block} variants in flight "
+              f"{_size(inflight)}",
+              f"checkpoints while running ~{_size(m * 8 * (4 + 4 * k))} (removed at the end)"]
+    return Estimate("scan", base + nulls + inflight, disk, seconds, flops, n * m / 4.0 + nulls, detail)

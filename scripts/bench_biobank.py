@@ -38,13 +38,11 @@ def _cli() -> list[str]:
     return [sys.executable, "-m", "gwas_glmm"]
 
 
-def _covariates(prefix: Path, pcs: Path, out: Path) -> list[str]:
+def _covariates(prefix: Path, pcs: Path, out: Path) -> None:
     """age, sex and the PCs in one file (plink2 --covar takes one)."""
     cov = pd.read_csv(f"{prefix}.covar", sep="\t")[["#FID", "IID", "age", "sex"]]
     pc = pd.read_csv(pcs, sep="\t").rename(columns={"FID": "#FID"})
-    merged = cov.merge(pc, on=["#FID", "IID"])
-    merged.to_csv(out, sep="\t", index=False)
-    return [c for c in merged.columns if c not in ("#FID", "IID")]
+    cov.merge(pc, on=["#FID", "IID"]).to_csv(out, sep="\t", index=False)
 
 
 def _ours(path: Path) -> pd.DataFrame:
@@ -106,9 +104,10 @@ def main(argv=None) -> None:
     if args.pcs is None:
         run("pca", [*_cli(), "pca", "--bfile", prefix, "--n-pcs", "10", "--out", work / "bb", "--threads", threads,
                     *filters])
-    covar = work / "bb.covar"
-    names = _covariates(prefix, pcs, covar)
-    common = ["--grm", grm, "--pheno", f"{prefix}.pheno", "--covar", covar, "--threads", threads]
+    covar = work / "bb.covar"  # one file for plink2 and BOLT; ours reads the two files as they are
+    _covariates(prefix, pcs, covar)
+    common = ["--grm", grm, "--pheno", f"{prefix}.pheno", "--covar", f"{prefix}.covar", pcs, "--covar-name", "age",
+              "sex", "PC1-PC10", "--threads", threads]
     run("null_qt", [*_cli(), "null", *common, "--pheno-name", "qt", "--out", work / "null_qt"])
     run("null_bt", [*_cli(), "null", *common, "--pheno-name", "bt1", "bt2", "--out", work / "null_bt"])
     run("scan_qt", [*_cli(), "scan", "--bfile", prefix, "--null", work / "null_qt.null.h5", "--out", work / "scan",
@@ -125,8 +124,12 @@ def main(argv=None) -> None:
                                     "--out", work / "p2"])
     bolt = shutil.which("bolt")
     if bolt and not args.skip_peers:
-        cmd = [bolt, "--bfile", str(prefix), "--phenoFile", f"{prefix}.pheno", "--phenoCol", "qt",
-               "--covarFile", str(covar), "--qCovarCol", "age", "--qCovarCol", "sex", "--qCovarCol", "PC{1:10}",
+        for name, source in (("bolt.pheno", f"{prefix}.pheno"), ("bolt.covar", covar)):  # BOLT wants "FID IID"
+            pd.read_csv(source, sep="\t").rename(columns={"#FID": "FID"}).to_csv(work / name, sep="\t", index=False,
+                                                                               na_rep="NA")
+        cmd = [bolt, "--bfile", str(prefix), "--phenoFile", str(work / "bolt.pheno"), "--phenoCol", "qt",
+               "--covarFile", str(work / "bolt.covar"), "--qCovarCol", "age", "--qCovarCol", "sex",
+               "--qCovarCol", "PC{1:10}",
                "--lmmInfOnly", "--numThreads", threads, "--statsFile", str(work / "bolt.stats"),
                "--LDscoresUseChip"]
         t0 = time.perf_counter()

@@ -139,6 +139,19 @@ def test_categorical_covariates(tmp_path):
     np.testing.assert_allclose(c.values[:, 1:3], [[1, 0], [0, 1], [0, 0], [np.nan, np.nan]])
 
 
+def test_several_covariate_files_are_joined_on_the_sample_ids(tmp_path):
+    base = write(tmp_path, "FID IID age site\nF1 A 30 north\nF1 B 40 south\nF2 C 50 north\n", "c.txt")
+    pcs = write(tmp_path, "#FID\tIID\tPC1\tPC2\tPC3\nF2\tC\t0.3\t0.03\t3\nF1\tA\t0.1\t0.01\t1\n", "p.eigenvec")
+    c = read_covariates([base, pcs], ["age,site", "PC1-PC2"])
+    assert c.names == ["age", "site=south", "PC1", "PC2"] and list(c.iid) == ["A", "B", "C"]
+    np.testing.assert_allclose(c.values, [[30, 0, 0.1, 0.01], [40, 1, np.nan, np.nan], [50, 0, 0.3, 0.03]])
+    assert read_covariates([base, pcs]).names == ["age", "site=south", "PC1", "PC2", "PC3"]
+    with pytest.raises(InputError, match="--covar-name PC9: no such column in .*columns are: age site PC1"):
+        read_covariates([base, pcs], ["age", "PC9"])
+    with pytest.raises(InputError, match="covariate 'age' is in both"):
+        read_covariates([base, base])
+
+
 def test_id_like_covariate_is_rejected(tmp_path):
     rows = "\n".join(f"F{k} I{k} id{k}" for k in range(150))
     with pytest.raises(InputError, match="150 distinct non-numeric values"):

@@ -53,6 +53,18 @@ def test_a_cutoff_outside_zero_one_is_one_error(small_cohort, cutoff):
         sparse_grm(PlinkFileset(small_cohort.bfile), cutoff=cutoff)
 
 
+def test_noise_pairs_and_the_markers_that_avoid_them():
+    from scipy import stats
+
+    from gwas_glmm.kinship.sparse_grm import markers_needed, noise_pairs
+
+    # N = 100,000 at 0.05: one spurious pair expected at about 15,600 markers, none to speak of at 20,000
+    assert 15_000 < markers_needed(100_000, 0.05) < 16_500 and noise_pairs(100_000, 20_000, 0.05) < 0.01
+    m = markers_needed(5_000, 0.05)
+    assert noise_pairs(5_000, m, 0.05) <= 1.0 < noise_pairs(5_000, m - 200, 0.05)
+    assert noise_pairs(300, 1200, 0.05) == pytest.approx(300 * 299 / 2 * stats.norm.sf(0.05 * np.sqrt(1200)))
+
+
 def test_panels_fit_the_memory_budget():
     assert panel_rows(100_000, 1 << 30) == (1 << 30) // (8 * 100_000)
     assert panel_rows(50) == 50 and panel_rows(10_000_000) == 64
@@ -66,6 +78,8 @@ def test_cli_builds_only_the_sparse_grm_and_checks_its_options(small_cohort, tmp
     assert main(["grm", "--bfile", str(small_cohort.bfile), "--out", str(out), "--sparse-cutoff", "0.05"]) == 0
     log = (tmp_path / "sp.log").read_text()
     assert "related pairs kept" in log and "largest groups of related samples" in log and "no LOCO parts" in log
+    # 1,200 markers at 0.05: an unrelated pair's entry has sd 0.03, so noise alone passes the cutoff often
+    assert "unrelated pairs pass 0.05 by sampling noise alone" in log and "use at least 6667 markers" in log
     kin = load_kinship(out, sparse=True)
     expected = sparse_grm(PlinkFileset(small_cohort.bfile), cutoff=0.05)[0]
     assert kin.is_sparse and abs(kin.matrix - expected).max() == 0 and kin.meta["sparse_cutoff"] == 0.05

@@ -82,7 +82,8 @@ def test_block_algebra_equals_the_dense_matrices():
     g = rng.standard_normal((len(k), 5))
     np.testing.assert_allclose(factor.solve(g), np.linalg.solve(sigma, g), atol=1e-12)
     np.testing.assert_allclose(np.sum(factor.whiten(g) ** 2, axis=0), np.einsum("ij,ij->j", g, np.linalg.solve(sigma, g)))
-    assert factor.trace_inv(scipy.sparse.csr_matrix(k)) == pytest.approx(np.trace(np.linalg.solve(sigma, k)), rel=1e-12)
+    for c in (blocks.matrix, scipy.sparse.csr_matrix(k)):  # the kinship's own blocks, and any sparse matrix
+        assert factor.trace_inv(c) == pytest.approx(np.trace(np.linalg.solve(sigma, k)), rel=1e-12)
     with pytest.raises(InputError, match="not positive semi-definite"):
         BlockKinship.of(scipy.sparse.csr_matrix(_blocky(rng, psd=False))).eigen()
     with pytest.raises(InputError, match="largest group of related samples has 7 samples.*--max-block-memory"):
@@ -138,6 +139,14 @@ def test_sparse_null_file_round_trip_and_cli_pipeline(one_population_cohort, tra
         assert main(["scan", "--bfile", str(c.bfile), "--null", str(tmp_path / f"{name}.null.h5"),
                      "--out", str(tmp_path / f"scan_{name}")]) == 0
     assert "(exact mode)" in (tmp_path / "scan_s.log").read_text()
+    capsys.readouterr()
+    assert main(["null", "--grm", str(grm), *common, "--out", str(tmp_path / "dry"), "--dry-run"]) == 0
+    assert main(["scan", "--bfile", str(c.bfile), "--null", str(tmp_path / "s.null.h5"), "--out", str(tmp_path / "dry"),
+                 "--dry-run", "--cluster", "slurm", "--cluster-jobs", "50"]) == 0
+    err = capsys.readouterr().err
+    assert "null (dry run)" in err and "groups of related samples (largest" in err
+    assert "exact mode on sparse-GRM null models" in err and "with 50 jobs of" in err
+    assert not list(tmp_path.glob("dry*.h5"))
     import pandas as pd
 
     s = pd.read_csv(tmp_path / "scan_s.bt.tsv.gz", sep="\t")

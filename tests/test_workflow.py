@@ -80,3 +80,21 @@ def test_merge_orders_parts_and_refuses_mixed_columns(tiny, tmp_path):
     assert main(["report", "--results", str(tmp_path / "m.tsv.gz"), "--out", str(tmp_path / "r"), "--top", "5"]) == 0
     assert (tmp_path / "r.report.md").read_text().count("\n| ") == 6  # header + 5 variants
 
+
+
+def test_snakemake_biobank_option_runs_the_sparse_path(tiny, tmp_path):
+    """sparse: {cutoff, n_pcs}: sparse GRM -> PCs -> null on the sparse GRM with the PCs -> scan."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"bfile: {tiny.prefix}\npheno: {tiny.prefix}.pheno\ncovar: {tiny.prefix}.covar\n"
+        "covar_names: [age, sex]\noutdir: results\nphenotypes:\n  bt1: binomial\n"
+        "sparse:\n  cutoff: 0.1\n  n_pcs: 4\ngrm:\n  threads: 1\nscan:\n  scatter: 2\n  threads: 1\n")
+    run = subprocess.run(["snakemake", "-s", str(ROOT / "workflows" / "Snakefile"), "--configfile", str(config),
+                          "--cores", "2", "--directory", str(tmp_path), "--quiet", "all"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results"
+    assert (results / "pcs.eigenvec").read_text().split("\n", 1)[0].split("\t")[-1] == "PC4"
+    log = (results / "null" / "bt1.log").read_text()
+    assert "null model path: sparse GRM" in log and "PC1" in (results / "null" / "bt1.log").read_text()
+    assert _text(results / "bt1.tsv.gz").count("\n") > 2500

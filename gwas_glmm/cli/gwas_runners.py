@@ -49,6 +49,21 @@ def _dry_run_null(args: argparse.Namespace, pheno, covar, kin_ids) -> None:
     print_estimate(est)
 
 
+def _dry_run_null_sparse(args: argparse.Namespace, pheno, covar, kin) -> None:
+    from .. import sizing
+    from ..gwas.nullfit import kinship_samples
+    from ..io.pheno import align_samples
+    from ..kinship.components import Components
+
+    aligned = align_samples(kinship_samples(kin.fid, kin.iid), pheno, covar)
+    keep = ~np.isnan(aligned.y).all(axis=1)
+    sub = kin.align(aligned.fid[keep], aligned.iid[keep])
+    sizes = Components.of(sub.matrix).sizes
+    print_estimate(sizing.estimate_null_sparse(sub.n, aligned.x.shape[1] + 1, len(aligned.pheno_names),
+                                               family=args.family, sizes=sizes[sizes > 1], nnz=sub.matrix.nnz,
+                                               speed=sizing.MachineSpeed.measure(), base=sizing.process_rss()))
+
+
 def run_null(args: argparse.Namespace) -> None:
     from ..gwas.nullfit import fit_null_models
     from ..gwas.store import save_nulls
@@ -70,12 +85,14 @@ def run_null(args: argparse.Namespace) -> None:
     names = args.covar_name + [extra] if args.covar_name and extra and extra not in args.covar_name \
         else args.covar_name
     covar = read_covariates(args.covar, names) if args.covar else None
+    sparse = _sparse_null(args, h5)
+    if args.dry_run and sparse:
+        return _dry_run_null_sparse(args, pheno, covar, read_kinship(args.grm, ids=_grm_ids(args), sparse=h5))
     if args.dry_run:
         if h5:
             return _dry_run_null(args, pheno, covar, (*kinship_header(args.grm), True))
         kin = read_kinship(args.grm, ids=_grm_ids(args))
         return _dry_run_null(args, pheno, covar, (kin.fid, kin.iid, False, False))
-    sparse = _sparse_null(args, h5)
     kin = read_kinship(args.grm, ids=_grm_ids(args), sparse=sparse and h5)
     if sparse:
         log.info("kinship %s: sparse GRM of %d samples, %d pairs kept", args.grm, kin.n,
@@ -183,13 +200,20 @@ def run_scan(args: argparse.Namespace) -> None:
         head = null_header(args.null)
         mode = args.mode if args.mode != "auto" else auto_mode(head.n, head.sparse)
         threads = args.cluster_cores if args.cluster else config.threads
-        print_estimate(sizing.estimate_scan(head.n, len(variants), list(head.families.values()), mode=mode,
-                                            block=config.block_size, threads=threads, p=head.p,
-                                            speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
-                                            loco_parts=0 if args.no_loco else head.loco_parts,
-                                            calibrated=head.calibrated and not args.no_loco))
+        estimate = sizing.estimate_scan(head.n, len(variants), list(head.families.values()), mode=mode,
+                                        block=config.block_size, threads=threads, p=head.p,
+                                        speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
+                                        loco_parts=0 if args.no_loco else head.loco_parts,
+                                        calibrated=head.calibrated and not args.no_loco,
+                                        sparse_nnz=head.whitener_nnz if head.sparse and mode == "exact" else None)
+        print_estimate(estimate)
         if args.cluster:
             from ..gwas.cluster import job_script
+
+            log.info("on --cluster %s with %d jobs of %d cores: ~%.1f h of wall time (the blocks spread over the "
+                     "jobs), each job ~%.1f GiB (--cluster-memory %s)", args.cluster, args.cluster_jobs,
+                     args.cluster_cores, estimate.seconds / args.cluster_jobs / 3600, estimate.memory / 2**30,
+                     args.cluster_memory)
 
             log.info("the job script each of the %d workers would run:\n%s", args.cluster_jobs,
                      job_script(args.cluster, cluster_resources(args)))

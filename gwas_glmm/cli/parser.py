@@ -183,7 +183,8 @@ def _add_gwas_commands(sub) -> None:
                       help="phenotype file (FID IID name...), or a .fam: its 6th and later columns as PHENO1, PHENO2, ...")
     null.add_argument("--pheno-name", nargs="+", metavar="NAME",
                       help="phenotype columns (default: all), as plink2 lists them: a,b or a b, ranges PC1-PC10")
-    null.add_argument("--covar", metavar="FILE")
+    null.add_argument("--covar", nargs="+", metavar="FILE",
+                      help="covariate file(s); several are joined on the sample IDs, e.g. cohort.covar PCS.eigenvec")
     null.add_argument("--covar-name", nargs="+", metavar="NAME",
                       help="covariate columns (default: all), as plink2 lists them: age,sex,PC1-PC10")
     null.add_argument("--family", choices=["gaussian", "binomial", "poisson", "negbin"], default=None,

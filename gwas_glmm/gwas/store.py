@@ -120,6 +120,7 @@ class NullHeader:
     loco_parts: int
     calibrated: bool  # every LOCO part has its fast-mode ratio: a fast scan needs no full null
     sparse: bool = False  # every phenotype fitted on a sparse GRM (exact scans cost O(N + nnz) per variant)
+    whitener_nnz: int = 0  # the most non-zeros of a sparse null's W (Sigma^-1 = W^T W)
 
 
 def null_header(path) -> NullHeader:
@@ -130,7 +131,8 @@ def null_header(path) -> NullHeader:
                           int(max((g["x"].shape[1] for g in groups), default=1)),
                           max((len(g["loco"]) for g in groups if "loco" in g), default=0),
                           bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts),
-                          bool(groups) and all("whitener" in g for g in groups))
+                          bool(groups) and all("whitener" in g for g in groups),
+                          max((int(g["whitener/data"].shape[0]) for g in groups if "whitener" in g), default=0))
 
 
 def _stored_fast_rank(attrs, group) -> int | None:

@@ -293,9 +293,66 @@ class CovariateTable:
 
 
 def read_covariates(
-    path: str | os.PathLike, names: Sequence[str] | None = None, categorical: Sequence[str] = ()
+    path: str | os.PathLike | Sequence[str | os.PathLike], names: Sequence[str] | None = None,
+    categorical: Sequence[str] = ()
 ) -> CovariateTable:
-    raw = _read_table(path, "covariate", "COVAR")
+    """One covariate file, or several joined on the sample IDs (e.g. the usual covariates and a
+    plink2 .eigenvec of PCs): each ``--covar-name`` item is looked up in the files in turn (a range
+    such as PC1-PC10 within one file); a sample absent from a file has those covariates missing."""
+    if isinstance(path, (str, os.PathLike)):
+        return _covariates_of(_read_table(path, "covariate", "COVAR"), names, categorical)
+    raws = [_read_table(p, "covariate", "COVAR") for p in path]
+    if len(raws) == 1:
+        return _covariates_of(raws[0], names, categorical)
+    wanted: list[list[str] | None] = [None] * len(raws)
+    if names is not None:
+        wanted = [[] for _ in raws]
+        for piece in list_items(names):
+            for k, raw in enumerate(raws):
+                try:
+                    expand_names([piece], raw.cells.columns, "--covar-name", raw.path)
+                except InputError:
+                    continue
+                wanted[k].append(piece)
+                break
+            else:
+                columns = " ".join(c for raw in raws for c in raw.cells.columns)
+                raise InputError(f"--covar-name {piece}: no such column in {', '.join(str(r.path) for r in raws)}; "
+                                 f"columns are: {columns}")
+    tables = [_covariates_of(raw, chosen, [c for c in categorical if c in raw.cells.columns])
+              for raw, chosen in zip(raws, wanted) if chosen is None or chosen]
+    return _join_covariates(tables)
+
+
+def _join_covariates(tables: list[CovariateTable]) -> CovariateTable:
+    """The first table's samples, with every table's columns (NaN where a file lacks the sample)."""
+    seen: dict[str, Path] = {}
+    for t in tables:
+        for name in t.names:
+            if name in seen:
+                raise InputError(f"covariate {name!r} is in both {seen[name]} and {t.path}; rename one, or choose "
+                                 "columns with --covar-name")
+            seen[name] = t.path
+    by_iid = any(t.fid is None for t in tables)
+
+    def keys(t):
+        return list(map(str, t.iid)) if by_iid else list(zip(map(str, t.fid), map(str, t.iid)))
+
+    first = tables[0]
+    base = keys(first)
+    columns = [first.values]
+    for t in tables[1:]:
+        row = {k: j for j, k in enumerate(keys(t))}
+        take = np.array([row.get(k, -1) for k in base], dtype=np.int64)
+        values = np.full((len(base), len(t.names)), np.nan)
+        values[take >= 0] = t.values[take[take >= 0]]
+        columns.append(values)
+    categories = {k: v for t in tables for k, v in t.categories.items()}
+    return CovariateTable(first.path, first.fid, first.iid, [n for t in tables for n in t.names],
+                          np.column_stack(columns), categories)
+
+
+def _covariates_of(raw: _RawTable, names: Sequence[str] | None, categorical: Sequence[str]) -> CovariateTable:
     names = raw.select(names, "--covar-name")
     unknown = [c for c in categorical if c not in names]
     if unknown:

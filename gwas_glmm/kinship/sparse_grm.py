@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.csgraph
 
 from .._atomic import atomic_open, atomic_path
 from .._progress import get_logger, progress
@@ -59,9 +58,32 @@ class SparseSummary:
 
     def lines(self) -> list[str]:
         largest = ", ".join(map(str, self.groups[:5])) or "none"
-        return [f"sparse GRM (entries >= {self.cutoff:g}) of {self.n} samples from {self.n_variants} variants: "
-                f"{self.pairs} related pairs kept",
-                f"  largest groups of related samples: {largest}; {self.singletons} samples with no relative"]
+        out = [f"sparse GRM (entries >= {self.cutoff:g}) of {self.n} samples from {self.n_variants} variants: "
+               f"{self.pairs} related pairs kept",
+               f"  largest groups of related samples: {largest}; {self.singletons} samples with no relative"]
+        noise = noise_pairs(self.n, self.n_variants, self.cutoff)
+        if noise >= 1:
+            out.append(f"  WARNING: about {noise:.3g} unrelated pairs pass {self.cutoff:g} by sampling noise alone with "
+                       f"{self.n_variants} markers (an entry's sd is 1/sqrt(M) = {1 / np.sqrt(self.n_variants):.4f}); "
+                       "they join unrelated samples into large groups, which the sparse null model fits as dense "
+                       f"blocks: use at least {markers_needed(self.n, self.cutoff)} markers, or a higher cutoff")
+        return out
+
+
+def noise_pairs(n: int, n_variants: int, cutoff: float) -> float:
+    """Expected unrelated pairs at or above ``cutoff`` by sampling noise alone: an unrelated pair's
+    entry is about N(0, 1/M), and there are n (n - 1) / 2 pairs."""
+    from scipy import stats
+
+    return n * (n - 1) / 2 * float(stats.norm.sf(cutoff * np.sqrt(max(n_variants, 1))))
+
+
+def markers_needed(n: int, cutoff: float) -> int:
+    """The markers that make :func:`noise_pairs` below 1 (N = 100,000 at 0.05: about 15,600)."""
+    from scipy import stats
+
+    pairs = max(n * (n - 1) / 2, 1.0)
+    return int(np.ceil((stats.norm.isf(1.0 / pairs) / cutoff) ** 2))
 
 
 def check_cutoff(cutoff: float, flag: str = "--sparse-cutoff") -> float:
@@ -88,9 +110,10 @@ def panel_rows(n: int, memory_bytes: int = 1 << 30) -> int:
 
 
 def summarize(matrix: scipy.sparse.csr_matrix, cutoff: float, n_variants: int) -> SparseSummary:
+    from .components import Components
+
+    sizes = Components.of(matrix).sizes
     off = scipy.sparse.triu(matrix, k=1)
-    _, labels = scipy.sparse.csgraph.connected_components(off, directed=False)
-    sizes = np.bincount(labels)
     groups = tuple(int(s) for s in np.sort(sizes[sizes > 1])[::-1])
     return SparseSummary(matrix.shape[0], int(off.nnz), cutoff, groups, int(np.sum(sizes == 1)), n_variants)
 
