@@ -153,6 +153,13 @@ def test_sparse_null_file_round_trip_and_cli_pipeline(one_population_cohort, tra
     d = pd.read_csv(tmp_path / "scan_d.bt.tsv.gz", sep="\t")
     assert len(s) == len(d) > 1000
     np.testing.assert_allclose(s.LOG10P, d.LOG10P, rtol=1e-5, atol=1e-6)  # the files' 6 significant digits
+    # the same scan on a dask.distributed cluster: the sparse null travels to the workers
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        assert main(["scan", "--bfile", str(c.bfile), "--null", str(tmp_path / "s.null.h5"), "--out",
+                     str(tmp_path / "scan_dask"), "--scheduler", cluster.scheduler_address]) == 0
+    assert (tmp_path / "scan_dask.bt.tsv.gz").read_bytes() == (tmp_path / "scan_s.bt.tsv.gz").read_bytes()
 
 
 def test_sparse_null_bad_input_is_one_line(one_population_cohort, small_cohort, tmp_path, capsys):

@@ -68,3 +68,23 @@ def project(g, vectors, weights):
     for j in range(GROUP * full, m):
         _single(g, vectors, weights, j, dots, wsq)
     return dots, wsq
+
+
+@jit(parallel=True, fastmath=True)
+def whitened_sumsq(g, indptr, indices, data):
+    """|W g_j|^2 per variant j of a (samples, variants) block (float32 or float64, Fortran order),
+    for the rows of a sparse W given as CSR arrays whose column indices are sample positions in
+    ``g``, accumulated in float64: the related samples' part of an exact score variance on a
+    sparse GRM (block-diagonal W, a few entries per row), variants in parallel."""
+    m = g.shape[1]
+    rows = indptr.shape[0] - 1
+    out = np.empty(m, dtype=np.float64)
+    for j in numba.prange(m):
+        total = 0.0
+        for r in range(rows):
+            acc = 0.0
+            for k in range(indptr[r], indptr[r + 1]):
+                acc += data[k] * np.float64(g[indices[k], j])
+            total += acc * acc
+        out[j] = total
+    return out

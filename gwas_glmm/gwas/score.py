@@ -76,10 +76,37 @@ def exact_variance(null: NullModel, g: np.ndarray) -> np.ndarray:
         b = xw.T @ g
         gwg = np.einsum("ij,i,ij->j", g, null.w, g)
         return (gwg - np.einsum("ij,ij->j", b, np.linalg.solve(null.x.T @ xw, b))) / null.phi
+    if null.is_sparse:
+        return sparse_exact_parts(null, g)[0]
     wg = null.whiten(g)
     gsg = np.einsum("ij,ij->j", wg, wg)
     gsx = g.T @ null.sigma_inv_x
     return gsg - np.einsum("ij,jk,ik->i", gsx, null.xsx_inv, gsx)
+
+
+def sparse_exact_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(G' P G, G' P y~) for a null on a sparse GRM, in two passes over the block as it is (float32
+    from the scan, Fortran order; sums in float64): one numba pass for the products with P y~ and
+    Sigma^-1 X and the singletons' sum of w_i g_i^2 (W is diagonal there), one over the related
+    samples' rows of W (O(nnz) a variant).  No float64 copy of the block, no n x m temporary."""
+    from ._score_numba import project, whitened_sumsq
+
+    cache = null.__dict__.get("_sparse_cache")
+    if cache is None:  # built whole, then published in one assignment: blocks run on several threads
+        w = null.whitener.tocsr()
+        counts = np.diff(w.indptr)
+        diag = w.diagonal()
+        related = (counts > 1) | (np.diff(w.T.tocsr().indptr) > 1)  # a row or column with an off-diagonal entry
+        rows = w[np.flatnonzero(related)]
+        cache = {"columns": np.ascontiguousarray(np.vstack([null.py, null.sigma_inv_x.T])),
+                 "weights": np.where(related, 0.0, diag**2),
+                 "csr": (rows.indptr.astype(np.int64), rows.indices.astype(np.int64), rows.data.astype(np.float64))}
+        null.__dict__["_sparse_cache"] = cache
+    g = np.asfortranarray(g)
+    dots, wsq = project(g, cache["columns"], cache["weights"])
+    wsq = wsq + whitened_sumsq(g, *cache["csr"])
+    gsx = dots[1:].T
+    return wsq - np.einsum("ij,jk,ik->i", gsx, null.xsx_inv, gsx), dots[0]
 
 
 def adjusted_genotypes(null: NullModel, g: np.ndarray) -> np.ndarray:
@@ -217,7 +244,9 @@ def score_test(null: NullModel, g: np.ndarray, *, mode: str = "exact", ratio: fl
                spa: bool = True) -> ScoreResult:
     """Score tests of the columns of ``g`` (n, m), mean-imputed dosages without NaN (float64, or
     float32 as the scan reads them: the exact mode computes in float64 either way)."""
-    if mode == "exact":
+    if mode == "exact" and null.is_sparse and null.tau > 0:
+        var, score = sparse_exact_parts(null, g)
+    elif mode == "exact":
         g = np.asarray(g, dtype=float)
         score = g.T @ null.py
         var = exact_variance(null, g)
