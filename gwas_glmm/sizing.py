@@ -298,9 +298,12 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
 
 def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, threads: int, p: int,
                           speed: MachineSpeed, base: int, w_nnz: float) -> Estimate:
+    from .genotype.blocks import bounded_block_size
+
     k = len(families)
+    block = bounded_block_size(n, block)
     nulls = k * (12.0 * w_nnz + 8.0 * n * (2 * p + 6))
-    inflight = threads * n * block * (4 + 4 + 8 + 8 + 8)
+    inflight = threads * n * block * (4 + 4)  # the decoded block and its filtered copy: no float64 copy
     sparse_ops = float(m) * k * w_nnz
     flops = m * k * (2.0 * w_nnz + 4.0 * n * p)
     cores = min(threads, speed.cores)

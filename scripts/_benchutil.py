@@ -51,3 +51,10 @@ def warm_page_cache(path: Path) -> int:
 def write_json(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, default=str))
+
+
+def finish(path: Path, record: dict, threads) -> None:
+    """Print the machine's state during the run (load before and after, GEMM peak) and write the record."""
+    print(f"load average before {record['load_before']}, after {record['load_after']}; sgemm peak "
+          f"{record['sgemm_gflops']:.0f} GFLOP/s; {threads} threads")
+    write_json(path, record)

@@ -11,6 +11,12 @@ ones is null; lambda_GC at the median and the 1% / 0.1% quantiles and the type-I
 (scripts/calibration.py's summary) for ours and plink2.  Writes WORKDIR/bench_biobank.json.
 ``--grm FILE --pcs FILE``: reuse a sparse GRM and PCs built earlier (e.g. by
 bench_biobank_grm.py, whose timings then come from its JSON).
+
+``--model 500000x10000000 --jobs 50``: instead, the sizing model that ``--dry-run`` uses, for a
+cohort of that size on a cluster of that many jobs (4 cores each), with the groups of relatives
+of ``--grm`` (a measured sparse GRM) repeated to the model's N:
+
+    python scripts/bench_biobank.py --model 500000x10000000 --jobs 50 --grm /scratch/bb/bb.grm.h5
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _benchutil import measure, simulate_once, warm_page_cache, write_json  # noqa: E402
+from _benchutil import finish, measure, simulate_once, warm_page_cache  # noqa: E402
 from calibration import summarize  # noqa: E402
 
 from gwas_glmm.gwas.scanner import genomic_control  # noqa: E402
@@ -65,6 +71,46 @@ def _calibration(table: pd.DataFrame, causal: set, a1freq: pd.Series | None = No
     return out
 
 
+def model(size: str, jobs: int, grm: Path, markers: int = 50_000, cores: int = 4) -> None:
+    """The stages' --dry-run estimates at ``size`` (NxM) on ``jobs`` jobs of ``cores`` cores."""
+    from gwas_glmm import load_kinship, sizing
+    from gwas_glmm.kinship.components import Components
+
+    n, m = (int(v) for v in size.lower().split("x"))
+    speed = sizing.MachineSpeed.measure()
+    kin = load_kinship(grm, sparse=True)
+    sizes = Components.of(kin.matrix).sizes
+    scale = n / kin.n
+    groups = np.repeat(sizes[sizes > 1], int(np.ceil(scale)))[: int(len(sizes[sizes > 1]) * scale)]
+    nnz = int(kin.matrix.nnz * scale)
+    w_nnz = n + float(np.sum(groups.astype(float) ** 2))
+    panel = 1 << 30
+    from gwas_glmm.kinship.sparse_grm import panel_rows
+
+    est = {
+        "sparse GRM": sizing.estimate_sparse_grm(n, markers, block=2048, panel=panel_rows(n, panel), speed=speed,
+                                                 threads=cores, base=0),
+        "PCA": sizing.estimate_pca(n, markers, n_pcs=10, width=20, iterations=4, block=2048, speed=speed,
+                                   threads=cores, base=0),
+        "null qt": sizing.estimate_null_sparse(n, 13, 1, family="gaussian", sizes=groups, nnz=nnz, speed=speed,
+                                               base=0),
+        "null bt": sizing.estimate_null_sparse(n, 13, 1, family="binomial", sizes=groups, nnz=nnz, speed=speed,
+                                               base=0),
+        "scan qt": sizing.estimate_scan(n, m, ["gaussian"], mode="exact", block=2048, threads=cores, p=13,
+                                        speed=speed, base=0, sparse_nnz=w_nnz),
+        "scan bt": sizing.estimate_scan(n, m, ["binomial"], mode="exact", block=2048, threads=cores, p=13,
+                                        speed=speed, base=0, sparse_nnz=w_nnz),
+    }
+    spread = {"sparse GRM", "scan qt", "scan bt"}  # panels / variant blocks over the jobs; PCA and null on one
+    print(f"model N = {n}, M = {m} ({markers} markers for the GRM and PCs), {len(groups)} groups of relatives "
+          f"(from {grm}, x{scale:.1f}); {jobs} jobs of {cores} cores; sgemm {speed.sgemm / 1e9:.0f} GFLOP/s")
+    print("| stage | memory per job | wall time |")
+    print("|---|---:|---:|")
+    for name, e in est.items():
+        wall = e.seconds / (jobs if name in spread else 1)
+        print(f"| {name} | {e.memory / 2**30:.1f} GiB | {wall / 3600:.2f} h |")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-samples", type=int, default=100_000)
@@ -75,7 +121,11 @@ def main(argv=None) -> None:
     ap.add_argument("--pcs", type=Path, help="reuse these PCs (.eigenvec)")
     ap.add_argument("--bolt-limit", type=float, default=3600.0, help="seconds BOLT-LMM may run")
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--model", metavar="NxM", help="print the sizing model's estimates at this size and stop")
+    ap.add_argument("--jobs", type=int, default=50, help="--model: cluster jobs (4 cores each)")
     args = ap.parse_args(argv)
+    if args.model:
+        return model(args.model, args.jobs, args.grm or args.workdir / "bb.grm.h5")
 
     from gwas_glmm import sizing
     from gwas_glmm._threads import thread_count
@@ -168,9 +218,7 @@ def main(argv=None) -> None:
               f"power 5e-8 {c['power_5e-8']:.3f}")
     print(f"ours, whole pipeline: {ours_total:.1f} s, peak {record['ours_peak_rss_mb']:.0f} MB; per variant (us) "
           f"{json.dumps({k: round(v, 1) for k, v in record['per_variant_us'].items()})}")
-    print(f"load average before {record['load_before']}, after {record['load_after']}; sgemm peak "
-          f"{record['sgemm_gflops']:.0f} GFLOP/s; {threads} threads")
-    write_json(work / "bench_biobank.json", record)
+    finish(work / "bench_biobank.json", record, threads)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _benchutil import measure, simulate_once, warm_page_cache, write_json  # noqa: E402
+from _benchutil import finish, measure, simulate_once, warm_page_cache  # noqa: E402
 
 KING_FILTER = 0.0442  # plink2's usual third-degree boundary (2^-4.5)
 
@@ -139,9 +139,7 @@ def main(argv=None) -> None:
         record["eigenvalue_ratio"] = (ours_val[:k] / their_val[:k]).tolist()
         print(f"structure PCs: |correlation| {record['pc_abs_correlation']}, eigenvalue ratio ours/plink2 "
               f"{record['eigenvalue_ratio']}")
-    print(f"load average before {record['load_before']}, after {record['load_after']}; sgemm peak "
-          f"{record['sgemm_gflops']:.0f} GFLOP/s; {threads} threads")
-    write_json(work / "bench_biobank_grm.json", record)
+    finish(work / "bench_biobank_grm.json", record, threads)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,12 @@ def tiny(tmp_path_factory):
                            SimulationConfig(n_samples=300, n_variants=3000, seed=11), show_progress=False)
 
 
+def _snakemake(config, folder, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run(["snakemake", "-s", str(ROOT / "workflows" / "Snakefile"), "--configfile", str(config),
+                           "--cores", "2", "--directory", str(folder), *extra, "--quiet", "all"],
+                          capture_output=True, text=True)
+
+
 def _text(path) -> str:
     return gzip.decompress(Path(path).read_bytes()).decode()
 
@@ -34,9 +40,7 @@ def test_snakemake_workflow_matches_a_direct_scan(tiny, tmp_path):
         f"bfile: {tiny.prefix}\npheno: {tiny.prefix}.pheno\ncovar: {tiny.prefix}.covar\n"
         "covar_names: [age, sex]\noutdir: results\nphenotypes:\n  qt: gaussian\n  bt1: binomial\n"
         "grm:\n  threads: 1\nscan:\n  scatter: 3\n  threads: 1\n")
-    run = subprocess.run(["snakemake", "-s", str(ROOT / "workflows" / "Snakefile"), "--configfile", str(config),
-                          "--cores", "2", "--directory", str(tmp_path), "--quiet", "all"],
-                         capture_output=True, text=True)
+    run = _snakemake(config, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     results = tmp_path / "results"
     for pheno in ("qt", "bt1"):
@@ -49,9 +53,7 @@ def test_snakemake_workflow_matches_a_direct_scan(tiny, tmp_path):
         assert merged.count("\n") > 2500
         report = (results / f"{pheno}.report.md").read_text()
         assert "genomic-control lambda" in report and (results / f"{pheno}.manhattan.png").stat().st_size > 5000
-    again = subprocess.run(["snakemake", "-s", str(ROOT / "workflows" / "Snakefile"), "--configfile", str(config),
-                            "--cores", "2", "--directory", str(tmp_path), "--dry-run", "--quiet", "all"],
-                           capture_output=True, text=True)
+    again = _snakemake(config, tmp_path, "--dry-run")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
@@ -89,9 +91,7 @@ def test_snakemake_biobank_option_runs_the_sparse_path(tiny, tmp_path):
         f"bfile: {tiny.prefix}\npheno: {tiny.prefix}.pheno\ncovar: {tiny.prefix}.covar\n"
         "covar_names: [age, sex]\noutdir: results\nphenotypes:\n  bt1: binomial\n"
         "sparse:\n  cutoff: 0.1\n  n_pcs: 4\ngrm:\n  threads: 1\nscan:\n  scatter: 2\n  threads: 1\n")
-    run = subprocess.run(["snakemake", "-s", str(ROOT / "workflows" / "Snakefile"), "--configfile", str(config),
-                          "--cores", "2", "--directory", str(tmp_path), "--quiet", "all"],
-                         capture_output=True, text=True)
+    run = _snakemake(config, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     results = tmp_path / "results"
     assert (results / "pcs.eigenvec").read_text().split("\n", 1)[0].split("\t")[-1] == "PC4"

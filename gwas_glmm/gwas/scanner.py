@@ -29,6 +29,7 @@ from .._atomic import atomic_path, exclusive
 from .._progress import get_logger, progress
 from .._threads import blas_threads, one_numba_thread
 from ..exceptions import AlignmentError, InputError
+from ..genotype.blocks import bounded_block_size
 from ..genotype.stats import VariantFilter
 from ..io.chrom import chrom_sort_key
 from ..io.plink import PlinkFileset
@@ -121,7 +122,7 @@ class Scan:
         self.mode = mode
         self.filters = VariantFilter(min_maf=config.min_maf, min_mac=config.min_mac, max_missing=config.max_missing)
         self.blocks = _blocks_by_chromosome(self.variants, np.asarray(fileset.variants.chrom).astype(str),
-                                            config.block_size)
+                                            bounded_block_size(self.n, config.block_size))
         self.chrom = [str(fileset.variants.chrom[b[0]]) for b in self.blocks]
         self.kinship_path = kinship_path
         self.fid, self.iid = np.asarray(fid, dtype=object), np.asarray(iid, dtype=object)
