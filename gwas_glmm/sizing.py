@@ -17,6 +17,11 @@ n samples, m variants, b variants per block, p covariates, t threads, k phenotyp
   each while built), and the exact mode holds up to t + 2 chromosomes' factors (8 n^2 bytes
   each per phenotype).
 
+* on a sparse GRM (groups of relatives of sizes s_b, W with n + sum s_b^2 non-zeros): null,
+  Gaussian 9 sum s_b^3 flops (batched eigendecompositions) and O(nnz(W) p) rotations, PQL ~12
+  iterations of 2.7 sum s_b^3 and sparse products; scan, exact, 2 nnz(W) + 2 n (p + 1) flops a
+  variant and phenotype, blocks capped at 256 MB.
+
 Time is flops over this machine's measured GEMM rate (a 0.2 s probe) plus the .bed decoding
 rate; memory adds the process's own size before any data is loaded.
 """
@@ -37,6 +42,9 @@ N_CHROMOSOMES = 22
 PQL_ITERATIONS = 12
 STARTUP_SECONDS = 2.0  # interpreter, numpy/numba/dask imports, reading the headers
 SCAN_GENOTYPE_SECONDS = 6e-8  # per genotype and phenotype on one core: statistics, imputation, SPA, output
+SPA_FRACTION = 0.05  # binary traits: variants whose |z| > 2 get the saddlepoint approximation (4.6% under the null)
+SPA_SAMPLE_SECONDS = 1.5e-6  # per sample for one such variant, both tails of the double SPA (about 14 Newton
+#                              steps of an n x (p + 1) system; 61 ms at n = 20,000 under load 5, scripts/bench_biobank.py)
 SPARSE_RATE = 2e8  # multiply-adds per second of a sparse (CSR) times dense product, one core (scipy)
 SMALL_BLOCK_SECONDS = 2e-6  # per block of related samples and batched LAPACK call (numpy's gufunc loop)
 GAUSSIAN_RESULT_BYTES = 72  # gzip TSV bytes per variant and phenotype (measured on simulated scans)
@@ -113,6 +121,10 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _spa_seconds(n: int, m: int, binary: int, speed: MachineSpeed, threads: int) -> float:
+    return binary * SPA_FRACTION * m * n * SPA_SAMPLE_SECONDS / min(threads, speed.cores)
 
 
 def _decode_seconds(n: int, m: int, speed: MachineSpeed, threads: int) -> float:
@@ -279,9 +291,10 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
         held = min(threads + 2, loco_parts) * k if mode == "exact" else 0
         loco_memory = nn * (min(threads, loco_parts) * (4 + 4 + 8 + 8) + held * 8)
         loco_bytes = loco_parts * nn * 12
-    seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
-               + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores) + loco_bytes / DISK_WRITE_RATE)
     binary = sum(f == "binomial" for f in families)
+    seconds = (STARTUP_SECONDS + flops / speed.dgemm + _decode_seconds(n, m, speed, threads)
+               + SCAN_GENOTYPE_SECONDS * n * m * k / min(threads, speed.cores) + loco_bytes / DISK_WRITE_RATE
+               + _spa_seconds(n, m, binary, speed, threads))
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), {mode} mode: null models {_size(nulls)}, "
               f"{threads} blocks of {block} variants in flight {_size(inflight)}",
@@ -307,9 +320,10 @@ def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, th
     sparse_ops = float(m) * k * w_nnz
     flops = m * k * (2.0 * w_nnz + 4.0 * n * p)
     cores = min(threads, speed.cores)
-    seconds = (STARTUP_SECONDS + sparse_ops / (SPARSE_RATE * cores) + 4.0 * n * p * m * k / speed.dgemm
-               + _decode_seconds(n, m, speed, threads) + SCAN_GENOTYPE_SECONDS * n * m * k / cores)
     binary = sum(f == "binomial" for f in families)
+    seconds = (STARTUP_SECONDS + sparse_ops / (SPARSE_RATE * cores) + 4.0 * n * p * m * k / speed.dgemm
+               + _decode_seconds(n, m, speed, threads) + SCAN_GENOTYPE_SECONDS * n * m * k / cores
+               + _spa_seconds(n, m, binary, speed, threads))
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), exact mode on sparse-GRM null models "
               f"(W {w_nnz:.3g} non-zeros): null models {_size(nulls)}, {threads} blocks of {block} variants in flight "

@@ -108,7 +108,7 @@ def model(size: str, jobs: int, grm: Path, markers: int = 50_000, cores: int = 4
     print("|---|---:|---:|")
     for name, e in est.items():
         wall = e.seconds / (jobs if name in spread else 1)
-        print(f"| {name} | {e.memory / 2**30:.1f} GiB | {wall / 3600:.2f} h |")
+        print(f"| {name} | {e.memory / 2**30:.1f} GiB | {sizing._duration(wall)} |")
 
 
 def main(argv=None) -> None:
@@ -120,7 +120,12 @@ def main(argv=None) -> None:
     ap.add_argument("--grm", type=Path, help="reuse this sparse GRM (.h5)")
     ap.add_argument("--pcs", type=Path, help="reuse these PCs (.eigenvec)")
     ap.add_argument("--bolt-limit", type=float, default=3600.0, help="seconds BOLT-LMM may run")
+    ap.add_argument("--peer-limit", type=float, default=None, help="seconds each plink2 run may take")
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--peers", nargs="+", default=["linear", "logistic", "bolt"], choices=["linear", "logistic", "bolt"],
+                    help="which peer runs to make (plink2 --glm linear/logistic, BOLT-LMM)")
+    ap.add_argument("--grm-markers", type=int, help="build the sparse GRM and PCs on this many markers (--thin-count)")
+    ap.add_argument("--n-populations", type=int, default=3)
     ap.add_argument("--model", metavar="NxM", help="print the sizing model's estimates at this size and stop")
     ap.add_argument("--jobs", type=int, default=50, help="--model: cluster jobs (4 cores each)")
     args = ap.parse_args(argv)
@@ -134,18 +139,28 @@ def main(argv=None) -> None:
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     prefix = work / f"cohort_{args.n_samples}_{args.n_variants}"
-    simulate_once(prefix, args.n_samples, args.n_variants, n_populations=3, fst=0.01, family_fraction=0.3)
+    simulate_once(prefix, args.n_samples, args.n_variants, n_populations=args.n_populations, fst=0.01,
+                  family_fraction=0.3)
     warm_page_cache(Path(f"{prefix}.bed"))
     record = {"n_samples": args.n_samples, "n_variants": args.n_variants, "threads": threads,
               "load_before": os.getloadavg(), "sgemm_gflops": sizing.MachineSpeed.measure().sgemm / 1e9, "stages": {}}
     stages = record["stages"]
 
-    def run(name, cmd):
-        result = measure(cmd)
+    def run(name, cmd, limit=None):
+        """Measure ``cmd``; with ``limit`` (seconds, peers only) a run that does not finish is a lower bound."""
+        try:
+            result = measure(["timeout", str(int(limit)), *cmd] if limit else cmd)
+        except RuntimeError as exc:
+            if limit and "(124)" in str(exc):
+                stages[name] = {"seconds_at_least": limit, "finished": False}
+                print(f"{name:24s} did not finish in {limit:.0f} s", flush=True)
+                return
+            raise
         stages[name] = {"seconds": result["seconds"], "peak_rss_mb": result["peak_rss_mb"]}
         print(f"{name:24s} {result['seconds']:9.1f} s  peak {result['peak_rss_mb']:8.0f} MB", flush=True)
 
-    filters = ["--maf", "0.01", "--geno", "0.05"]
+    filters = ["--maf", "0.01", "--geno", "0.05"] + (["--thin-count", args.grm_markers, "--seed", "1"]
+                                                       if args.grm_markers else [])
     grm = args.grm or work / "bb.grm.h5"
     if args.grm is None:
         run("sparse_grm", [*_cli(), "grm", "--bfile", prefix, "--sparse-cutoff", "0.05", "--out", grm,
@@ -169,11 +184,14 @@ def main(argv=None) -> None:
     if plink2 and not args.skip_peers:
         base = [plink2, "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--covar", covar, "--covar-variance-standardize",
                 "--threads", threads]
-        run("plink2_glm_linear", [*base, "--pheno-name", "qt", "--glm", "hide-covar", "--out", work / "p2"])
-        run("plink2_glm_logistic", [*base, "--pheno-name", "bt1,bt2", "--1", "--glm", "hide-covar", "firth-fallback",
-                                    "--out", work / "p2"])
+        if "linear" in args.peers:
+            run("plink2_glm_linear", [*base, "--pheno-name", "qt", "--glm", "hide-covar", "--out", work / "p2"],
+                args.peer_limit)
+        if "logistic" in args.peers:
+            run("plink2_glm_logistic", [*base, "--pheno-name", "bt1,bt2", "--1", "--glm", "hide-covar",
+                                        "firth-fallback", "--out", work / "p2"], args.peer_limit)
     bolt = shutil.which("bolt")
-    if bolt and not args.skip_peers:
+    if bolt and not args.skip_peers and "bolt" in args.peers:
         for name, source in (("bolt.pheno", f"{prefix}.pheno"), ("bolt.covar", covar)):  # BOLT wants "FID IID"
             pd.read_csv(source, sep="\t").rename(columns={"#FID": "FID"}).to_csv(work / name, sep="\t", index=False,
                                                                                na_rep="NA")
@@ -192,15 +210,18 @@ def main(argv=None) -> None:
         print(f"bolt_lmm_inf {stages['bolt_lmm_inf']}", flush=True)
     record["load_after"] = os.getloadavg()
     record["ours_pipeline_seconds"] = ours_total
+    if args.grm is not None or args.pcs is not None:
+        record["reused"] = {"grm": str(args.grm), "pcs": str(args.pcs)}  # their timings: the run that built them
     record["ours_peak_rss_mb"] = max(s.get("peak_rss_mb", 0) for name, s in stages.items() if "plink2" not in name
                                      and "bolt" not in name)
     n_var = args.n_variants
     record["per_variant_us"] = {"ours_scan_qt": stages["scan_qt"]["seconds"] / n_var * 1e6,
                                 "ours_scan_bt (2 traits)": stages["scan_bt"]["seconds"] / n_var * 1e6}
-    if "plink2_glm_linear" in stages:
+    if "seconds" in stages.get("plink2_glm_linear", {}):
         record["per_variant_us"]["plink2_glm_linear"] = stages["plink2_glm_linear"]["seconds"] / n_var * 1e6
-        record["per_variant_us"]["plink2_glm_logistic (2 traits)"] = stages["plink2_glm_logistic"]["seconds"] / n_var * 1e6
         record["scan_qt/plink2_linear"] = stages["scan_qt"]["seconds"] / stages["plink2_glm_linear"]["seconds"]
+    if "seconds" in stages.get("plink2_glm_logistic", {}):
+        record["per_variant_us"]["plink2_glm_logistic (2 traits)"] = stages["plink2_glm_logistic"]["seconds"] / n_var * 1e6
         record["scan_bt/plink2_logistic"] = stages["scan_bt"]["seconds"] / stages["plink2_glm_logistic"]["seconds"]
 
     truth = pd.read_csv(f"{prefix}.truth.tsv", sep="\t")

@@ -192,3 +192,21 @@ def test_sparse_null_bad_input_is_one_line(one_population_cohort, small_cohort, 
     capsys.readouterr()
     fails(["scan", "--bfile", str(small_cohort.bfile), "--null", str(tmp_path / "ok.null.h5")],
           "samples of the null model are not in")
+
+
+def test_several_phenotypes_and_a_subset_on_the_sparse_path(one_population_cohort, sparse_kin, traits, tmp_path):
+    """Two phenotypes in one call, one observed on a subset of the samples: each fitted on its own
+    samples (its index), the sparse GRM restricted to them, as the dense path does."""
+    text = traits.read_text().splitlines()
+    lines = [text[0]] + [line if k % 5 else "\t".join(line.split("\t")[:2] + ["NA"] + line.split("\t")[3:])
+                         for k, line in enumerate(text[1:])]
+    path = tmp_path / "subset.pheno"
+    path.write_text("\n".join(lines) + "\n")
+    pheno = read_phenotypes(path, ["qt", "count"])
+    covar = read_covariates(one_population_cohort.covar, ["age", "sex"])
+    fits = {sparse: fit_null_models(sparse_kin, pheno, covar, "gaussian", sparse=sparse)[0] for sparse in (False, True)}
+    assert fits[True]["qt"].index is not None and len(fits[True]["qt"].index) == 480
+    assert fits[True]["count"].index is None
+    for name in ("qt", "count"):
+        assert fits[True][name].tau == pytest.approx(fits[False][name].tau, rel=1e-6)
+        np.testing.assert_allclose(fits[True][name].beta, fits[False][name].beta, rtol=1e-6)
