@@ -186,6 +186,12 @@ def test_sparse_null_bad_input_is_one_line(one_population_cohort, small_cohort, 
     fails(["null", "--grm", str(grm), "--pheno", str(c.pheno), "--pheno-name", "qt", "--max-block-memory", "1e-9"],
           "--max-block-memory")
     fails(["null", "--grm", str(small_cohort.bfile) + ".fam", "--pheno", str(c.pheno), "--sparse"], "kinship")
+    # an option of the sparse path given to a dense fit is not silently ignored
+    dense = tmp_path / "dense.grm.h5"
+    assert main(["grm", "--bfile", str(c.bfile), "--out", str(dense), "--no-loco"]) == 0
+    capsys.readouterr()
+    fails(["null", "--grm", str(dense), "--pheno", str(c.pheno), "--pheno-name", "qt", "--max-block-memory", "4"],
+          "--max-block-memory bounds the sparse path")
     # a sparse null scanned against a fileset with other samples
     assert main(["null", "--grm", str(grm), "--pheno", str(c.pheno), "--pheno-name", "qt", "--out",
                  str(tmp_path / "ok")]) == 0

@@ -86,6 +86,9 @@ def run_null(args: argparse.Namespace) -> None:
         else args.covar_name
     covar = read_covariates(args.covar, names) if args.covar else None
     sparse = _sparse_null(args, h5)
+    if args.max_block_memory is not None and not sparse:
+        raise InputError("--max-block-memory bounds the sparse path's blocks of relatives; this fit is dense "
+                         "(give --sparse with a sparse GRM, or drop --max-block-memory)")
     if args.dry_run and sparse:
         return _dry_run_null_sparse(args, pheno, covar, read_kinship(args.grm, ids=_grm_ids(args), sparse=h5))
     if args.dry_run:
