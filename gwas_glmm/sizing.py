@@ -46,6 +46,11 @@ SPA_FRACTION = 0.05  # binary traits: variants whose |z| > 2 get the saddlepoint
 SPA_SAMPLE_SECONDS = 1.5e-6  # per sample for one such variant, both tails of the double SPA (about 14 Newton
 #                              steps of an n x (p + 1) system; 61 ms at n = 20,000 under load 5, scripts/bench_biobank.py)
 SPARSE_RATE = 2e8  # multiply-adds per second of a sparse (CSR) times dense product, one core (scipy)
+# the exact scan on a sparse-GRM null (gwas.score.sparse_exact_parts), per core: its numba passes over W's rows,
+# and the rest of a variant's work per genotype (filters, imputation, output); measured at N = 100,000 x 20,000
+# (scripts/bench_biobank.py, idle: 18.9 s for the qt, estimated 17 s)
+SCAN_SPARSE_RATE = 4e8
+SCAN_SPARSE_GENOTYPE_SECONDS = 5e-9
 SMALL_BLOCK_SECONDS = 2e-6  # per block of related samples and batched LAPACK call (numpy's gufunc loop)
 GAUSSIAN_RESULT_BYTES = 72  # gzip TSV bytes per variant and phenotype (measured on simulated scans)
 BINARY_RESULT_BYTES = 95
@@ -321,8 +326,8 @@ def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, th
     flops = m * k * (2.0 * w_nnz + 4.0 * n * p)
     cores = min(threads, speed.cores)
     binary = sum(f == "binomial" for f in families)
-    seconds = (STARTUP_SECONDS + sparse_ops / (SPARSE_RATE * cores) + 4.0 * n * p * m * k / speed.dgemm
-               + _decode_seconds(n, m, speed, threads) + SCAN_GENOTYPE_SECONDS * n * m * k / cores
+    seconds = (STARTUP_SECONDS + sparse_ops / (SCAN_SPARSE_RATE * cores) + 4.0 * n * p * m * k / speed.dgemm
+               + _decode_seconds(n, m, speed, threads) + SCAN_SPARSE_GENOTYPE_SECONDS * n * m * k / cores
                + _spa_seconds(n, m, binary, speed, threads))
     disk = m * (GAUSSIAN_RESULT_BYTES * (k - binary) + BINARY_RESULT_BYTES * binary)
     detail = [f"{n} samples x {m} variants, {k} phenotype(s), exact mode on sparse-GRM null models "

@@ -216,3 +216,20 @@ def test_several_phenotypes_and_a_subset_on_the_sparse_path(one_population_cohor
     for name in ("qt", "count"):
         assert fits[True][name].tau == pytest.approx(fits[False][name].tau, rel=1e-6)
         np.testing.assert_allclose(fits[True][name].beta, fits[False][name].beta, rtol=1e-6)
+
+
+def test_sizing_of_the_sparse_path_has_no_n_squared_term():
+    """At N = 500,000 the sparse null and the exact scan on it fit in a few GiB (the dense ones
+    would need n^2 doubles: 1.8 TiB); the binary scan adds the saddlepoint approximation."""
+    from gwas_glmm import sizing
+
+    speed = sizing.MachineSpeed(sgemm=2e11, dgemm=1e11, cores=4)
+    sizes = np.full(40_000, 5)
+    n, w_nnz = 500_000, 500_000 + 40_000 * 25
+    null = sizing.estimate_null_sparse(n, 13, 1, family="binomial", sizes=sizes, nnz=1_500_000, speed=speed, base=0)
+    qt = sizing.estimate_scan(n, 1_000_000, ["gaussian"], mode="exact", block=1024, threads=4, p=13, speed=speed,
+                              base=0, sparse_nnz=w_nnz)
+    bt = sizing.estimate_scan(n, 1_000_000, ["binomial"], mode="exact", block=1024, threads=4, p=13, speed=speed,
+                              base=0, sparse_nnz=w_nnz)
+    assert null.memory < 2**30 and qt.memory < 4 * 2**30 and bt.seconds > qt.seconds
+    assert "sparse-GRM null models" in qt.lines()[1]
