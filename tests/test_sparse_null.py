@@ -233,3 +233,16 @@ def test_sizing_of_the_sparse_path_has_no_n_squared_term():
                               base=0, sparse_nnz=w_nnz)
     assert null.memory < 2**30 and qt.memory < 4 * 2**30 and bt.seconds > qt.seconds
     assert "sparse-GRM null models" in qt.lines()[1]
+
+
+def test_a_trait_without_family_effect_is_at_the_boundary_with_a_note(sparse_kin):
+    from gwas_glmm.gwas.null import fit_null
+
+    rng = np.random.default_rng(3)
+    x = np.ones((sparse_kin.n, 1))
+    found = [fit_null(rng.standard_normal(sparse_kin.n), x, sparse_kin, "gaussian", sparse=True) for _ in range(8)]
+    at_zero = [m for m in found if m.status["boundary"]]
+    assert at_zero, [m.tau for m in found]  # noise alone puts tau at 0 in some draws
+    for m in at_zero:
+        assert m.tau < 1e-3 * m.phi and not m.status["converged"] and "boundary" in m.status["warnings"][0]
+    assert all(m.status["converged"] for m in found if not m.status["boundary"])

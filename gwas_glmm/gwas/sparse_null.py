@@ -72,10 +72,14 @@ def _gaussian(y, x, blocks: BlockKinship, source: str) -> NullModel:
     py = si_y - si_x @ (xsx_inv @ (x.T @ si_y))
     phi = s_g * delta
     n = len(y)
+    # EigenLmm searches log(delta) in [-10, 10]: at the upper end tau is 0 for practical purposes
+    boundary = bool(log_delta >= 10 - 1e-6)
+    warnings = ["variance of 'grm' estimated at the boundary (0): the test is the linear model's"] if boundary else []
     return NullModel("gaussian", None, x, py, np.ones(n), y - phi * py, y, beta, float(s_g), float(phi),
                      si_x, xsx_inv, whitener=whitener,
-                     status={"method": "REML (eigenbasis of the sparse GRM's blocks)", "converged": True,
-                             "warnings": []})
+                     status={"method": "REML (eigenbasis of the sparse GRM's blocks)",
+                             "converged": bool(-10 + 1e-6 < log_delta) and not boundary, "boundary": boundary,
+                             "log_delta": float(log_delta), "warnings": warnings})
 
 
 def _pql(y, x, blocks: BlockKinship, family: str, *, tol, offset, coef_names) -> NullModel:
