@@ -131,8 +131,11 @@ def _sparse_null(args: argparse.Namespace, h5: bool) -> bool:
     from ..io.kinship_formats import kinship_format
     from ..kinship.store import stored_matrices
 
-    dense, sparse = stored_matrices(args.grm) if h5 else (kinship_format(args.grm) not in ("gcta-sparse", "mtx"),
-                                                          kinship_format(args.grm) in ("gcta-sparse", "mtx"))
+    if h5:
+        dense, sparse = stored_matrices(args.grm)
+    else:
+        sparse = kinship_format(args.grm) in ("gcta-sparse", "mtx")
+        dense = not sparse
     if args.sparse is None:
         chosen = sparse and not dense
         why = "the file holds only a sparse GRM" if chosen else "the file holds a dense kinship"

@@ -135,21 +135,22 @@ def autosomes_unless_chosen(chosen, fileset, variants: np.ndarray) -> np.ndarray
     return variants[auto]
 
 
-def _thinned(args: argparse.Namespace, variants: np.ndarray) -> np.ndarray:
-    """--thin-count / --thin (plink2's), logged; the variants as they are without them."""
+def _markers(args: argparse.Namespace):
+    """(fileset, variants, samples) for the GRM and the PCA: the selection, autosomes unless --chr
+    names others, then --thin-count / --thin (plink2's), logged."""
+    fileset, variants, samples = selection(args)
+    variants = autosomes_unless_chosen(args.chr, fileset, variants)
     count, fraction = args.thin_count, getattr(args, "thin", None)
     if count is None and fraction is None:
-        return variants
+        return fileset, variants, samples
     kept = thin_variants(variants, count=count, fraction=fraction, seed=args.seed)
     log.info("thinning: %d of %d variants kept (seed %d)", len(kept), len(variants), args.seed)
-    return kept
+    return fileset, kept, samples
 
 
 def run_grm(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    fileset, variants, samples = selection(args)
-    variants = autosomes_unless_chosen(args.chr, fileset, variants)
-    variants = _thinned(args, variants)
+    fileset, variants, samples = _markers(args)
     config = GrmConfig(missing=args.missing, min_maf=args.maf, min_mac=args.mac, max_missing=args.geno,
                        double=args.double, block_size=args.block_size, loco=args.loco)
     out = grm_path(args.out)
@@ -270,9 +271,7 @@ def run_pca(args: argparse.Namespace) -> None:
     from .gwas_runners import cluster_resources
 
     started = time.perf_counter()
-    fileset, variants, samples = selection(args)
-    variants = autosomes_unless_chosen(args.chr, fileset, variants)
-    variants = _thinned(args, variants)
+    fileset, variants, samples = _markers(args)
     config = PcaConfig(n_pcs=args.n_pcs, iterations=args.iterations, seed=args.seed, min_maf=args.maf,
                        max_missing=args.geno, min_mac=args.mac, block_size=args.block_size, missing=args.missing)
     fam = fileset.samples if samples is None else fileset.samples.take(samples)
