@@ -197,15 +197,29 @@ DENSE_THREADS_FROM = 1000
 PARALLEL_KERNELS_FROM = 200_000
 
 
-def dense_threads(n: int) -> int:
-    """BLAS threads for dense factorisations of an n x n matrix: one when n < 1,000 (on 2 cores a
-    500 x 500 eigendecomposition took 0.026 s on one thread and 0.047 s on two) or when fewer
-    than 1.5 of the allowed CPUs are idle (another process holds them, and each of our threads
-    would wait at every barrier for a core it does not get); otherwise all allowed."""
+@dataclass(frozen=True)
+class DensePlan:
+    """How a dense factorisation of an n x n matrix runs: on ``blas`` BLAS threads, or, when
+    ``pieces`` > 1, as that many independent one-thread pieces where the routine can be split."""
+
+    blas: int
+    pieces: int = 1
+
+
+def dense_plan(n: int) -> DensePlan:
+    """One thread when n < 1,000 (on 2 cores a 500 x 500 eigendecomposition took 0.026 s on one
+    thread and 0.047 s on two); all allowed threads when at least 1.5 of the allowed CPUs are idle;
+    otherwise (another process holds them, and each of our threads would wait at every barrier
+    for a core it does not get) one BLAS thread, and the allowed count of independent pieces."""
     count = allowance().count
     if count == 1 or n < DENSE_THREADS_FROM:
-        return 1
-    return count if free_cpus() >= 1.5 else 1
+        return DensePlan(1)
+    return DensePlan(count) if free_cpus() >= 1.5 else DensePlan(1, count)
+
+
+def dense_threads(n: int) -> int:
+    """BLAS threads for a dense factorisation that cannot be split (:func:`dense_plan`)."""
+    return dense_plan(n).blas
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ an older commit) on the same files, idle and loaded, so the table says what chan
 
     python scripts/bench_contention.py                          # N = 3,000 and 10,000
     python scripts/bench_contention.py --n-samples 3000 --baseline ../before
+    python scripts/bench_contention.py --n-samples 3000 --repeats 3           # medians of 3
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _benchutil import measure, simulate_once, warm_page_cache, write_json  # noqa: E402
@@ -171,6 +174,8 @@ def main() -> None:
     ap.add_argument("--no-fits", action="store_true", help="skip the GLMM fits")
     ap.add_argument("--steps", nargs="+", default=None, choices=STEPS,
                     help="only these stages (scan needs null_qt, the null stages need grm and eigen)")
+    ap.add_argument("--repeats", type=int, default=1, help="run every condition this many times; the table "
+                    "gives each step's median (single runs here vary by about 15%%)")
     ap.add_argument("--workdir", default="bench_out/contention")
     args = ap.parse_args()
     from gwas_glmm._threads import detect
@@ -193,18 +198,22 @@ def main() -> None:
         prefix = work / f"cohort_{n}x{args.n_variants}"
         simulate_once(prefix, n, args.n_variants)
         warm_page_cache(Path(f"{prefix}.bed"))
-        rows = {}
+        runs: dict[tuple[str, str], list[dict]] = {}
         fits = not args.no_fits and n == args.n_samples[0]  # the fits do not depend on N
-        for version, env in versions.items():
-            rows[(version, "idle")] = run_condition(sys.executable, env, prefix, work, f"{version}-idle", n, fits,
-                                                    steps)
-            for kind in args.loads:
-                with Load(kind, cpus.count, args.load_seconds, prefix, work, sys.executable):
-                    rows[(version, kind)] = run_condition(sys.executable, env, prefix, work, f"{version}-{kind}", n,
-                                                          fits, steps)
+        for _repeat in range(args.repeats):  # conditions alternate, so a drift in the machine's load hits all
+            for version, env in versions.items():
+                runs.setdefault((version, "idle"), []).append(
+                    run_condition(sys.executable, env, prefix, work, f"{version}-idle", n, fits, steps))
+                for kind in args.loads:
+                    with Load(kind, cpus.count, args.load_seconds, prefix, work, sys.executable):
+                        runs.setdefault((version, kind), []).append(
+                            run_condition(sys.executable, env, prefix, work, f"{version}-{kind}", n, fits, steps))
+        rows = {key: {step: float(np.median([r[step] for r in times])) for step in times[0]}
+                for key, times in runs.items()}
         record["results"][str(n)] = {f"{v}/{c}": t for (v, c), t in rows.items()}
+        record["runs"] = {**record.get("runs", {}), str(n): {f"{v}/{c}": t for (v, c), t in runs.items()}}
         write_json(Path(args.workdir) / "contention.json", record)
-        print(f"\nN = {n:,}, {args.n_variants:,} variants; {cpus.describe()}")
+        print(f"\nN = {n:,}, {args.n_variants:,} variants; {cpus.describe()}; median of {args.repeats} run(s)")
         header = "| step |" + "".join(f" {v} {c} |" for v, c in rows) + "".join(
             f" {v} {c}/idle |" for v, c in rows if c != "idle")
         print(header)

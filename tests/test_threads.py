@@ -8,9 +8,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+import scipy.linalg
 from threadpoolctl import threadpool_info
 
 from gwas_glmm import _threads, load_kinship, read_covariates, read_phenotypes
+from gwas_glmm._blas import eigh_in_pieces
 from gwas_glmm.cli import main
 from gwas_glmm.gwas import nullfit
 
@@ -98,6 +100,45 @@ def test_dense_factorisations_use_one_thread_when_small_or_when_the_cpus_are_tak
     assert _threads.dense_threads(500) == 1 and _threads.dense_threads(3000) == 4
     monkeypatch.setattr(_threads, "free_cpus", lambda interval=0.05: 0.4)  # two busy processes on our CPUs
     assert _threads.dense_threads(3000) == 1
+    assert _threads.dense_plan(3000) == _threads.DensePlan(1, 4) and _threads.dense_plan(500) == _threads.DensePlan(1)
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3])
+def test_eigh_in_pieces_equals_lapack_syevd(pieces):
+    rng = np.random.default_rng(pieces)
+    z = rng.standard_normal((300, 120))
+    a = z @ z.T / 120 + np.diag(rng.uniform(0, 0.1, 300))
+    kept = a.copy()
+    values, vectors = eigh_in_pieces(a, pieces)
+    assert np.array_equal(a, kept)  # not overwritten unless asked
+    expected = scipy.linalg.eigh(kept, eigvals_only=True)
+    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-12 * expected[-1])
+    np.testing.assert_allclose((vectors * values) @ vectors.T, kept, atol=1e-12)
+    np.testing.assert_allclose(vectors.T @ vectors, np.eye(300), atol=1e-12)
+    with pytest.raises(ValueError):
+        eigh_in_pieces(a.astype(np.float32), pieces)
+
+
+def test_eigendecomposition_under_contention_gives_the_idle_result(monkeypatch):
+    from gwas_glmm.kinship.eigen import eigendecompose
+
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((1200, 400))
+    k = (z @ z.T / 400).astype(np.float32)
+    monkeypatch.setattr(_threads, "allowance", lambda: _threads.CpuAllowance(2, "test"))
+    monkeypatch.setattr(_threads, "free_cpus", lambda interval=0.05: 2.0)
+    idle = eigendecompose(k)
+    calls = []
+    import gwas_glmm._blas as blas
+
+    real = blas.eigh_in_pieces
+    monkeypatch.setattr(blas, "eigh_in_pieces", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    monkeypatch.setattr(_threads, "free_cpus", lambda interval=0.05: 0.3)
+    busy = eigendecompose(k)
+    assert calls == [2]
+    np.testing.assert_allclose(busy.values, idle.values, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(busy.reconstruct(), idle.reconstruct(), atol=1e-10)
+    assert (busy.rank, busy.n_clipped) == (idle.rank, idle.n_clipped)
 
 
 def test_free_cpus_is_a_share_of_the_allowed_cpus():

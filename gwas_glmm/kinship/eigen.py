@@ -63,12 +63,15 @@ def eigendecompose(matrix: np.ndarray, *, source: str = "kinship matrix",
     n = a.shape[0]
     if n == 0:
         raise InputError(f"{source}: the matrix is empty")
-    from .._threads import blas_threads, dense_threads
+    from .._blas import eigh_in_pieces
+    from .._threads import blas_threads, dense_plan
 
-    # its tridiagonal reduction is n BLAS-2 calls, each ending at a barrier: one thread when other
-    # work holds the CPUs (at N = 3,000 with two busy processes on 2 cores: 9 s on one thread, 15.8 s on two)
-    with blas_threads(dense_threads(n)):
-        values, vectors = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=a is not matrix)
+    plan = dense_plan(n)
+    if plan.pieces > 1 and a.dtype == np.float64:  # other work holds the CPUs: see eigh_in_pieces
+        values, vectors = eigh_in_pieces(a, plan.pieces, overwrite=a is not matrix)
+    else:
+        with blas_threads(plan.blas):
+            values, vectors = scipy.linalg.eigh(a, driver="evd", check_finite=False, overwrite_a=a is not matrix)
     top = float(max(abs(values[0]), abs(values[-1])))
     tol = top * n * eps  # the input's precision: a float32 GRM is exact only to ~1e-7
     raw_min = float(values[0])
