@@ -11,13 +11,22 @@ from .._progress import get_logger
 from .._threads import thread_count
 from .._validation import check_fraction, check_positive_int
 from ..exceptions import InputError
+from ..io.pgen import pgen_paths
 from ..io.pheno import read_sample_list
-from ..io.plink import PlinkFileset, plink_paths, read_id_list, select_variants
+from ..io.plink import GenotypeFileset, open_genotypes, plink_paths, read_id_list, select_variants
 
 log = get_logger("cli")
 
 
-def keep_samples(fileset: PlinkFileset, path: str | None):
+def genotype_source(args: argparse.Namespace) -> str | None:
+    """The fileset named by --bfile (its prefix) or --pgen (PREFIX.pgen), as
+    :func:`gwas_glmm.io.plink.open_genotypes` opens it; None when neither is given."""
+    if getattr(args, "pgen", None):
+        return str(pgen_paths(args.pgen)[0])
+    return getattr(args, "bfile", None)
+
+
+def keep_samples(fileset: GenotypeFileset, path: str | None):
     if path is None:
         return None
     index = read_sample_list(path, fileset.samples)
@@ -32,8 +41,13 @@ def run_parameters(args: argparse.Namespace) -> dict:
 
 def selection(args: argparse.Namespace):
     """(fileset, variant positions, sample positions or None) from the shared selection flags."""
-    fileset = PlinkFileset(args.bfile, num_threads=thread_count(args.threads))
+    fileset = open_genotypes(genotype_source(args), num_threads=thread_count(args.threads))
     log.info("%s", fileset)
+    if fileset.iid_only:
+        log.info("%s has no FID column: samples are matched by IID alone", fileset.sample_path)
+    if getattr(args, "min_info", 0) > 0 and not fileset.dosages:
+        raise InputError(f"--minINFO needs dosages (--pgen); {fileset.genotype_path} holds hard calls, whose INFO "
+                         "is not defined: drop --minINFO")
     variants = select_variants(
         fileset.variants, chrom=args.chr,
         include=read_id_list(args.extract) if args.extract else None,
@@ -43,8 +57,17 @@ def selection(args: argparse.Namespace):
         given = [f"--chr {' '.join(args.chr)}" if args.chr else "", f"--extract {args.extract}" if args.extract else "",
                  f"--exclude {args.exclude}" if args.exclude else ""]
         chroms = ", ".join(dict.fromkeys(fileset.variants.chrom.astype(str)))
-        raise InputError(f"{fileset.bim_path}: no variant is left after {' '.join(g for g in given if g)} "
+        raise InputError(f"{fileset.variant_path}: no variant is left after {' '.join(g for g in given if g)} "
                          f"(its chromosomes: {chroms}); check the selection")
+    if fileset.multiallelic is not None:
+        skipped = fileset.multiallelic[variants]
+        if skipped.any():
+            log.info("%d multi-allelic variants skipped (split them with plink2 --make-pgen --max-alleles 2 or "
+                     "bcftools norm -m-)", int(skipped.sum()))
+            variants = variants[~skipped]
+            if len(variants) == 0:
+                raise InputError(f"{fileset.variant_path}: every selected variant is multi-allelic; split them "
+                                 "(bcftools norm -m-) to test them")
     return fileset, variants, keep_samples(fileset, args.keep)
 
 
@@ -93,6 +116,8 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
             found.append((f"--{flag.replace('_', '-')}", Path(item)))
     if getattr(args, "bfile", None):
         found += [("--bfile", p) for p in plink_paths(args.bfile)]
+    if getattr(args, "pgen", None):
+        found += [("--pgen", p) for p in pgen_paths(args.pgen)]
     for flag, path in list(found):  # a foreign kinship's companions (.grm.id, .grm.N.bin, .rel.id)
         name = str(path)
         for suffix, extra in ((".grm.bin", (".grm.id", ".grm.N.bin")), (".grm.gz", (".grm.id",)),

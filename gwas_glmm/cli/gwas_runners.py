@@ -12,7 +12,7 @@ from .._progress import get_logger
 from .._threads import thread_count
 from ..exceptions import InputError
 from ..provenance import provenance
-from .common import null_path, run_parameters, selection
+from .common import genotype_source, null_path, run_parameters, selection
 
 log = get_logger("cli")
 
@@ -148,16 +148,19 @@ def _sparse_null(args: argparse.Namespace, h5: bool) -> bool:
 
 
 def _calibration_bfile(args: argparse.Namespace) -> str | None:
-    """--bfile, or the .bed the GRM was built from (its provenance) while it is still there."""
+    """--bfile/--pgen, or the .bed/.pgen the GRM was built from (its provenance) while it is still there."""
     from ..kinship.store import read_provenance
 
-    if args.bfile:
-        return args.bfile
-    recorded = read_provenance(args.grm).get("inputs", {}).get("bed", "")
-    bed = str(recorded.get("path", "") if isinstance(recorded, dict) else recorded)
-    if bed.endswith(".bed") and Path(bed).exists():
-        log.info("fast-mode LOCO calibration on random variants of %s (the GRM's genotypes)", bed)
-        return bed[:-4]
+    given = genotype_source(args)
+    if given:
+        return given
+    inputs = read_provenance(args.grm).get("inputs", {})
+    for kind in ("bed", "pgen"):
+        recorded = inputs.get(kind, "")
+        path = str(recorded.get("path", "") if isinstance(recorded, dict) else recorded)
+        if path.endswith(f".{kind}") and Path(path).exists():
+            log.info("fast-mode LOCO calibration on random variants of %s (the GRM's genotypes)", path)
+            return path[:-4] if kind == "bed" else path
     return None
 
 
@@ -198,7 +201,8 @@ def run_scan(args: argparse.Namespace) -> None:
     if chunk is not None:
         log.info("--chunk %d/%d: %d variants", *chunk, len(variants))
     config = ScanConfig(mode=args.mode, block_size=args.block_size, min_mac=max(args.mac, 1.0), min_maf=args.maf,
-                        max_missing=args.geno, spa=not args.no_spa, threads=thread_count(args.threads), loco=not args.no_loco,
+                        max_missing=args.geno, min_info=args.min_info, spa=not args.no_spa,
+                        threads=thread_count(args.threads), loco=not args.no_loco,
                         parquet=args.parquet, x_male_coding=args.x_male_coding)
     if args.dry_run:
         from .. import sizing
@@ -227,8 +231,8 @@ def run_scan(args: argparse.Namespace) -> None:
     if samples is not None:
         log.info("--keep ignored by scan: the samples are those of the null model")
     head = null_header(args.null)  # checks the file first
-    bed = fileset.bed_path.stat()
-    key = f"{fileset.bed_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
+    bed = fileset.genotype_path.stat()
+    key = f"{fileset.genotype_path}:{bed.st_size}:{bed.st_mtime_ns}:{Path(args.null).stat().st_mtime_ns}"
     sex = None
     if args.sex:
         from ..io.pheno import read_sex
@@ -270,7 +274,7 @@ def _skip_haploid(args: argparse.Namespace, fileset, variants: np.ndarray) -> np
                  ", ".join(sorted(set(chrom[skip]))), int(skip.sum()))
         variants = variants[~skip]
         if not len(variants):
-            raise InputError(f"{fileset.bim_path}: only Y and MT variants are selected; name them in --chr to test them")
+            raise InputError(f"{fileset.variant_path}: only Y and MT variants are selected; name them in --chr to test them")
     return variants
 
 

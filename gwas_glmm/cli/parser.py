@@ -20,7 +20,15 @@ def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
 
 
-def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0) -> None:
+def _add_genotypes(p: argparse.ArgumentParser, *, required: bool = True, help: str = "") -> None:
+    """--bfile or --pgen: the genotype fileset (one of them when ``required``)."""
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--bfile", metavar="PREFIX", help=f"PLINK 1 fileset prefix (.bed/.bim/.fam){help}")
+    g.add_argument("--pgen", metavar="PREFIX", help="PLINK 2 fileset prefix (.pgen/.pvar/.psam): hard calls or "
+                   f"dosages{help}")
+
+
+def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0, info: bool = False) -> None:
     g = p.add_argument_group("variant selection")
     g.add_argument("--chr", nargs="+", metavar="CHR",
                    help="keep these chromosomes: 1 or chr1, X or 23, lists 1,2 and ranges 1-22 as plink2 reads them "
@@ -31,6 +39,9 @@ def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: 
     g.add_argument("--mac", type=float, default=0.0, help="minimum minor allele count")
     g.add_argument("--geno", type=float, default=geno, metavar="RATE",
                    help=f"maximum missing-call rate per variant (default {geno})")
+    if info:
+        g.add_argument("--minINFO", dest="min_info", type=float, default=0.0, metavar="INFO",
+                       help="minimum imputation INFO (MaCH Rsq of the dosages), --pgen only (REGENIE's flag)")
     g.add_argument("--keep", metavar="FILE", help="keep the samples (FID IID) listed in FILE")
     g.add_argument("--block-size", type=int, default=2048, metavar="M",
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")
@@ -73,6 +84,8 @@ def _add_simulation(p: argparse.ArgumentParser) -> None:
     g.add_argument("--missing-rate", type=float, default=d.missing_rate, help="mean missing-call rate")
     g.add_argument("--min-maf", type=float, default=d.min_maf, help="smallest ancestral MAF")
     g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--dosages", action="store_true", help="also write PREFIX.pgen/.pvar/.psam with imputed-like "
+                   "dosages of the same variants (quality r ~ U(0.3, 1), a fifth typed; the .bed keeps the true calls)")
     t = p.add_argument_group("phenotypes")
     t.add_argument("--h2", type=float, default=d.h2, help="heritability (quantitative; liability for binary)")
     t.add_argument("--prevalence", type=float, nargs="+", default=list(d.prevalences),
@@ -88,7 +101,7 @@ def _add_kinship_commands(sub) -> None:
         "grm", help="genomic relationship matrix (GCTA definition), streamed, with LOCO parts",
         description="Build the GCTA-standardized GRM from a .bed in one streamed pass and store it "
         "in HDF5 with sample IDs, counts, per-chromosome (LOCO) parts and provenance.")
-    grm.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix")
+    _add_genotypes(grm)
     _add_common(grm, "output file (FILE.h5, or PREFIX -> PREFIX.grm.h5); log to PREFIX.log")
     _add_variant_filters(grm, maf=0.01, geno=0.05)
     g = grm.add_argument_group("GRM")
@@ -121,7 +134,7 @@ def _add_kinship_commands(sub) -> None:
         "method: a few passes over the .bed, memory O(samples x PCs). With --sparse-grm, the PCs come from "
         "unrelated samples and their relatives are projected, as is usual. Writes plink2's PREFIX.eigenvec "
         "(read by --covar as it is) and PREFIX.eigenval.")
-    pca.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix")
+    _add_genotypes(pca)
     _add_common(pca, "output prefix: PREFIX.eigenvec, PREFIX.eigenval; log to PREFIX.log")
     _add_variant_filters(pca, maf=0.01, geno=0.05)
     g = pca.add_argument_group("PCA")
@@ -195,8 +208,8 @@ def _add_gwas_commands(sub) -> None:
                      "(taken out of the covariates)")
     off.add_argument("--exposure", metavar="COL", help="covariate-file column whose log is the offset, e.g. "
                      "follow-up time for Poisson/negbin counts (taken out of the covariates)")
-    null.add_argument("--bfile", metavar="PREFIX", help="genotypes whose random variants calibrate the fast LOCO "
-                      "scan per chromosome (default: the .bed the GRM was built from, if it is still there)")
+    _add_genotypes(null, required=False, help="; its random variants calibrate the fast LOCO scan per chromosome "
+                   "(default: the fileset the GRM was built from, if it is still there)")
     null.add_argument("--loco", action=argparse.BooleanOptionalAction, default=True,
                       help="also compute each phenotype's residual with each chromosome left out of the GRM, from "
                       "the GRM file's LOCO parts (one n^3/3 factorisation per chromosome); the scan then tests each "
@@ -217,7 +230,7 @@ def _add_gwas_commands(sub) -> None:
                           "cluster with --scheduler/--cluster), every phenotype of the null model in one pass; writes "
                           "OUT.<phenotype>.tsv.gz.  A killed scan resumes from "
                           "OUT.ckpt/ when run again with the same command.")
-    scan.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix (the GRM's samples)")
+    _add_genotypes(scan, help="; the null model's samples are found in it by ID")
     scan.add_argument("--null", required=True, metavar="FILE.h5", help="null-model file from gwas-glmm null")
     scan.add_argument("--mode", choices=["auto", "exact", "fast"], default="auto",
                       help="exact: score variance through the GRM's eigenbasis (n^2 per variant); fast: variance "
@@ -236,7 +249,7 @@ def _add_gwas_commands(sub) -> None:
     scan.add_argument("--chunk", metavar="K/N", help="scan only the K-th of N equal, contiguous ranges of the "
                       "selected variants (1-based), e.g. to scatter a workflow; merge with gwas-glmm merge")
     _add_common(scan, "output prefix: PREFIX.<phenotype>.tsv.gz")
-    _add_variant_filters(scan)
+    _add_variant_filters(scan, info=True)
     _add_dask(scan)
     _add_dry_run(scan)
     scan.set_defaults(runner="scan")
@@ -282,9 +295,9 @@ def get_parser() -> argparse.ArgumentParser:
     freq = sub.add_parser("freq", help="per-variant allele frequency, MAC and missing rate",
                           description="One pass over the .bed; writes PREFIX.freq.tsv "
                           "(A1FREQ = frequency of ALLELE1, the .bim's 5th column = plink2's ALT).")
-    freq.add_argument("--bfile", required=True, metavar="PREFIX", help="PLINK 1 fileset prefix")
+    _add_genotypes(freq)
     _add_common(freq, "output prefix")
-    _add_variant_filters(freq)
+    _add_variant_filters(freq, info=True)
     freq.set_defaults(runner="freq")
 
     _add_kinship_commands(sub)

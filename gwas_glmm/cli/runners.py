@@ -43,12 +43,17 @@ def run_simulate(args: argparse.Namespace) -> None:
     cohort = simulate_cohort(args.out, cfg)
     for line in cohort.summary_lines():
         log.info(line)
+    if args.dosages:
+        from ..simulate.dosages import write_imputed
+
+        for path in write_imputed(args.out, seed=args.seed):
+            log.info("  %s", path)
     log.info("  %s.log", args.out)
 
 
 def run_freq(args: argparse.Namespace) -> None:
     fileset, variants, samples = selection(args)
-    filters = VariantFilter(min_maf=args.maf, min_mac=args.mac, max_missing=args.geno)
+    filters = VariantFilter(min_maf=args.maf, min_mac=args.mac, max_missing=args.geno, min_info=args.min_info)
     t0 = time.perf_counter()
     index, stats = variant_stats(fileset, samples=samples, variants=variants, block_size=args.block_size,
                                  filters=filters, show_progress=True)
@@ -82,7 +87,7 @@ def run_demo(args: argparse.Namespace) -> None:
                                      config=GrmConfig(loco=True), on_part=writer.write_part, show_progress=True)
         kinship = kinship.decompose()
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
-                     provenance(step="demo grm", inputs={"bed": fileset.bed_path}, started=t0))
+                     provenance(step="demo grm", inputs={"bed": fileset.genotype_path}, started=t0))
     covar = read_covariates(f"{prefix}.covar", ["age", "sex", "pop"])
     written = []
     for trait, family in (("qt", "gaussian"), ("bt1", "binomial")):
@@ -131,7 +136,7 @@ def autosomes_unless_chosen(chosen, fileset, variants: np.ndarray) -> np.ndarray
         log.info("GRM from the autosomes: %d variants on %s left out (name them in --chr to include them)",
                  int((~auto).sum()), ", ".join(dict.fromkeys(chrom[~auto])))
     if not auto.any():
-        raise InputError(f"{fileset.bim_path}: no autosomal variant; name the chromosomes for the GRM in --chr")
+        raise InputError(f"{fileset.variant_path}: no autosomal variant; name the chromosomes for the GRM in --chr")
     return variants[auto]
 
 
@@ -193,8 +198,7 @@ def run_grm(args: argparse.Namespace) -> None:
             kinship = kinship.decompose()
             log.info("eigendecomposition: %s", kinship.eigen.report())
         writer.write(kinship, total, fileset.variants.take(total.variant_index),
-                     provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
-                                                   "fam": fileset.fam_path}, parameters=run_parameters(args), started=started))
+                     provenance(step="grm", inputs=fileset.input_paths(), parameters=run_parameters(args), started=started))
         if args.sparse_cutoff is not None:  # --dense: the sparse copy from the dense matrix
             sparse = sparsify(kinship.matrix, args.sparse_cutoff)
             writer.write_sparse(sparse, args.sparse_cutoff)
@@ -248,8 +252,7 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
     fam = fileset.samples if samples is None else fileset.samples.take(samples)
     kinship = Kinship(matrix, fam.fid.astype(object), fam.iid.astype(object), None, meta)
     with KinshipWriter(out) as writer:
-        writer.write(kinship, provenance=provenance(step="grm", inputs={"bed": fileset.bed_path, "bim": fileset.bim_path,
-                                                                         "fam": fileset.fam_path},
+        writer.write(kinship, provenance=provenance(step="grm", inputs=fileset.input_paths(),
                                                      parameters=run_parameters(args), started=started))
     _export_sparse(args, kinship)
     shutil.rmtree(checkpoint, ignore_errors=True)

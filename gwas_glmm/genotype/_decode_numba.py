@@ -1,4 +1,4 @@
-"""numba kernel: PLINK 1 .bed bytes straight to mean-imputed float32 dosages, counting the calls on
+"""numba kernels: PLINK 1 .bed bytes (and .pgen dosages) straight to mean-imputed float32 dosages, counting the calls on
 the way (what bed-reader's decode, a NaN scan and an imputation pass did in three).
 
 A .bed row holds one variant, four samples per byte, the first sample in the two lowest bits.
@@ -72,3 +72,49 @@ def decode_impute(raw, samples, table, out, missing):
                     missing[j, i] = v < 0
                 col[i] = mean if v < 0 else v
     return n_obs, total
+
+
+@jit(parallel=True, fastmath=True)
+def impute_dosages(rows, samples, out, missing):
+    """The dosage counterpart of :func:`decode_impute`: ``rows`` (variants, file samples) float32
+    dosages with -9 (any negative value) for a missing call, as pgenlib reads them, gathered at
+    ``samples`` (or the first ``out.shape[1]`` in order when empty) into ``out`` (variants,
+    samples) with each missing call replaced by the variant's mean over the calls (float32, as
+    :func:`decode_impute`).  Returns (calls int64, ALLELE1 sums float64, sums of squares float64)."""
+    m = rows.shape[0]
+    n = out.shape[1]
+    gather = samples.shape[0] > 0
+    with_missing = missing.shape[1] > 0
+    n_obs = np.empty(m, dtype=np.int64)
+    total = np.empty(m, dtype=np.float64)
+    squares = np.empty(m, dtype=np.float64)
+    for j in numba.prange(m):
+        row = rows[j]
+        col = out[j]
+        if gather:
+            for i in range(n):
+                col[i] = row[samples[i]]
+        else:
+            for i in range(n):
+                col[i] = row[i]
+        acc = 0.0
+        sq = 0.0
+        n_missing = 0
+        for i in range(n):
+            v = col[i]
+            if v < 0:
+                n_missing += 1
+            else:
+                acc += v
+                sq += v * v
+        n_obs[j] = n - n_missing
+        total[j] = acc
+        squares[j] = sq
+        if n_missing:
+            mean = np.float32(acc / (n - n_missing)) if n_missing < n else np.float32(0.0)
+            for i in range(n):
+                v = col[i]
+                if with_missing:
+                    missing[j, i] = v < 0
+                col[i] = mean if v < 0 else v
+    return n_obs, total, squares

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._progress import progress
 from .._validation import check_index, check_positive_int
-from ..io.plink import PlinkFileset, VariantTable
+from ..io.plink import GenotypeFileset, VariantTable
 from .stats import VariantFilter, VariantStats, compute_stats
 
 DEFAULT_BLOCK_SIZE = 2048
@@ -41,7 +41,7 @@ class GenotypeBlock:
 
 
 def iter_blocks(
-    fileset: PlinkFileset,
+    fileset: GenotypeFileset,
     *,
     samples=None,
     variants=None,
@@ -63,7 +63,7 @@ def iter_blocks(
     bar = progress(total=len(variant_index), desc="genotypes", unit="var", enabled=show_progress)
     with bar:
         for positions, dosages in fileset.iter_reads(variant_index, block_size, sample_arg, prefetch=prefetch):
-            stats = compute_stats(dosages)
+            stats = compute_stats(dosages, info=fileset.dosages)
             n_read = len(positions)
             if not filters.is_trivial:
                 keep = filters.mask(stats)
@@ -75,7 +75,7 @@ def iter_blocks(
 
 
 def variant_stats(
-    fileset: PlinkFileset,
+    fileset: GenotypeFileset,
     *,
     samples=None,
     variants=None,

@@ -20,12 +20,29 @@ class VariantStats:
     """Call counts and ALLELE1 counts for a set of variants over ``n_samples`` samples.
 
     ``allele_number``: alleles called per variant where it is not two per call (chromosome X,
-    where a male carries one: :mod:`gwas_glmm.genotype.xchr`); None for diploid calls."""
+    where a male carries one: :mod:`gwas_glmm.genotype.xchr`); None for diploid calls.
+    ``squares``: the sum of squared dosages over the calls, for files with dosages (imputed
+    genotypes: .pgen), giving :attr:`info`; None for hard calls (.bed)."""
 
     n_obs: np.ndarray  # samples with a call, int64
     allele1_count: np.ndarray  # ALLELE1 copies among the calls, float64
     n_samples: int
     allele_number: np.ndarray | None = None
+    squares: np.ndarray | None = None
+
+    @property
+    def info(self) -> np.ndarray | None:
+        """Imputation quality, MaCH's Rsq (as plink2 ``--freq cols=+machr2`` and REGENIE's INFO for
+        .pgen): the variance of the dosages over the calls divided by 2p(1-p), p the ALLELE1
+        frequency; 1 for hard calls in Hardy-Weinberg proportions, near 0 for a variant imputed
+        with no information.  NaN where p is 0 or 1; None without dosages."""
+        if self.squares is None:
+            return None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = self.allele1_count / self.n_obs
+            variance = self.squares / self.n_obs - mean**2
+            expected = mean * (1 - mean / 2)
+            return np.where((self.n_obs > 0) & (expected > 0), np.maximum(variance, 0.0) / expected, np.nan)
 
     @property
     def alleles(self) -> np.ndarray:
@@ -59,50 +76,57 @@ class VariantStats:
 
     def take(self, index) -> VariantStats:
         return VariantStats(self.n_obs[index], self.allele1_count[index], self.n_samples,
-                            None if self.allele_number is None else self.allele_number[index])
+                            None if self.allele_number is None else self.allele_number[index],
+                            None if self.squares is None else self.squares[index])
 
     @classmethod
     def concat(cls, parts: list[VariantStats], n_samples: int) -> VariantStats:
         if not parts:
             return cls(np.zeros(0, np.int64), np.zeros(0), n_samples)
         numbers = None if all(p.allele_number is None for p in parts) else np.concatenate([p.alleles for p in parts])
+        squares = None if any(p.squares is None for p in parts) else np.concatenate([p.squares for p in parts])
         return cls(
             np.concatenate([p.n_obs for p in parts]),
             np.concatenate([p.allele1_count for p in parts]),
             n_samples,
             numbers,
+            squares,
         )
 
 
-def compute_stats(dosages: np.ndarray) -> VariantStats:
-    """One pass over a (samples, variants) float32 block."""
+def compute_stats(dosages: np.ndarray, *, info: bool = False) -> VariantStats:
+    """One pass over a (samples, variants) float32 block (``info``: keep the squares, for
+    :attr:`VariantStats.info`)."""
     from ._stats_numba import count_alleles
 
-    n_obs, total = count_alleles(dosages)
-    return VariantStats(n_obs, total, dosages.shape[0])
+    n_obs, total, squares = count_alleles(dosages)
+    return VariantStats(n_obs, total, dosages.shape[0], squares=squares if info else None)
 
 
 @dataclass(frozen=True)
 class VariantFilter:
     """Thresholds on genotype-derived statistics, as plink2's --maf/--mac/--geno.
 
-    A variant passes when MAF >= ``min_maf``, MAC >= ``min_mac`` and missing rate <=
-    ``max_missing``.  Variants with every call missing never pass a MAF or MAC threshold > 0.
+    A variant passes when MAF >= ``min_maf``, MAC >= ``min_mac``, missing rate <=
+    ``max_missing`` and, for dosage files, INFO >= ``min_info`` (REGENIE's --minINFO).  Variants
+    with every call missing never pass a MAF or MAC threshold > 0.
     """
 
     min_maf: float = 0.0
     min_mac: float = 0.0
     max_missing: float = 1.0
+    min_info: float = 0.0
 
     def __post_init__(self):
         check_fraction("min_maf", self.min_maf, high=0.5)
         check_fraction("max_missing", self.max_missing)
+        check_fraction("min_info", self.min_info)
         if not self.min_mac >= 0:
             raise InputError(f"min_mac must be >= 0, got {self.min_mac}")
 
     @property
     def is_trivial(self) -> bool:
-        return self.min_maf == 0 and self.min_mac == 0 and self.max_missing >= 1
+        return self.min_maf == 0 and self.min_mac == 0 and self.max_missing >= 1 and self.min_info == 0
 
     def mask(self, stats: VariantStats) -> np.ndarray:
         keep = stats.missing_rate <= self.max_missing
@@ -110,6 +134,8 @@ class VariantFilter:
             keep &= np.nan_to_num(stats.maf, nan=-1.0) >= self.min_maf
         if self.min_mac > 0:
             keep &= stats.mac >= self.min_mac
+        if self.min_info > 0 and stats.squares is not None:
+            keep &= np.nan_to_num(stats.info, nan=-1.0) >= self.min_info
         return keep
 
 
@@ -121,6 +147,8 @@ def freq_table(variants, stats: VariantStats):
     """
     frame = variants.to_frame()
     frame["A1FREQ"] = stats.a1freq
+    if stats.squares is not None:
+        frame["INFO"] = stats.info
     frame["MAC"] = stats.mac
     frame["MISS"] = stats.missing_rate
     frame["N"] = stats.n_obs

@@ -76,6 +76,7 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
     buffer = _buffer(len(task.samples) * len(index))
     g, stats, missing = worker_fileset(task.bfile, task.num_threads).read_imputed(task.samples, index, out=buffer,
                                                                           missing=need_missing)
+    info = stats.info  # of the file's dosages (before chromosome X's recoding), None for hard calls
     fill = None
     if task.sex is not None:
         from ..genotype.xchr import recode_x
@@ -91,6 +92,8 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
     mean = fill[keep] if fill is not None else \
         (stats.allele1_count[keep] / np.maximum(stats.n_obs[keep], 1)).astype(np.float32).astype(np.float64)
     arrays = {"index": index[keep], "a1freq": stats.a1freq[keep], "n": stats.n_obs[keep], "mac": stats.mac[keep]}
+    if info is not None:
+        arrays["info"] = info[keep]
     for name, null in nulls.items():
         own = g if null.index is None else np.asfortranarray(g[null.index])
         own_missing = None if missing is None else null.rows(missing)

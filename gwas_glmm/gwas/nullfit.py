@@ -203,10 +203,10 @@ def add_loco(nulls: dict, path, fid, iid, *, bfile=None) -> None:
         return
     fileset = samples = chrom_of = None
     if bfile is not None:
-        from ..io.plink import PlinkFileset
+        from ..io.plink import open_genotypes
         from .scanner import calibration_genotypes, sample_positions
 
-        fileset = PlinkFileset(bfile)
+        fileset = open_genotypes(bfile)
         samples = sample_positions(fileset, fid, iid)
         chrom_of = np.asarray(fileset.variants.chrom).astype(str)
     lock = threading.Lock()  # HDF5 and the .bed reader: one reader at a time

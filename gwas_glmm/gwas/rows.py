@@ -37,8 +37,10 @@ def gzip_member(text: str) -> bytes:
     return packer.compress(text.encode()) + packer.flush()
 
 
-def header(binary: bool) -> str:
-    return "\t".join(COLUMNS + (BINARY_COLUMNS if binary else [])) + "\n"
+def header(binary: bool, info: bool = False) -> str:
+    """The header line; ``info``: an INFO column after A1FREQ (dosage files, as REGENIE)."""
+    columns = [*COLUMNS[:6], "INFO", *COLUMNS[6:]] if info else COLUMNS
+    return "\t".join(columns + (BINARY_COLUMNS if binary else [])) + "\n"
 
 
 def block_rows(variants: VariantTable, arrays: dict[str, np.ndarray], name: str, binary: bool) -> str:
@@ -54,7 +56,11 @@ def block_rows(variants: VariantTable, arrays: dict[str, np.ndarray], name: str,
     tested = np.isfinite(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         beta, se, chisq = score / var, 1 / np.sqrt(var), score**2 / var
-    counts = zip(freq.tolist(), np.asarray(count, dtype=np.int64).tolist(), mac.tolist())
+    if "info" in arrays:  # dosage files: INFO after A1FREQ
+        freq = [f"{f:.6g}\t{i:.4g}" if i == i else f"{f:.6g}\tNA" for f, i in zip(freq.tolist(), arrays["info"].tolist())]
+    else:
+        freq = [f"{f:.6g}" for f in freq.tolist()]
+    counts = zip(freq, np.asarray(count, dtype=np.int64).tolist(), mac.tolist())
     stats = zip(beta.tolist(), se.tolist(), chisq.tolist(), log10p.tolist(), spa.tolist(), tested.tolist())
     tail = [""] * len(idx)
     if binary:
@@ -66,8 +72,8 @@ def block_rows(variants: VariantTable, arrays: dict[str, np.ndarray], name: str,
     for head, (f, c, a), (b, e, q, lp, s, ok), end in zip(lead, counts, stats, tail):
         if ok:
             test = "SPA" if s else "SCORE"
-            lines.append(f"{head}\t{f:.6g}\t{c}\t{a:.6g}\t{b:.6g}\t{e:.6g}\t{q:.6g}\t{format_p(lp)}\t{lp:.6g}\t"
+            lines.append(f"{head}\t{f}\t{c}\t{a:.6g}\t{b:.6g}\t{e:.6g}\t{q:.6g}\t{format_p(lp)}\t{lp:.6g}\t"
                          f"{test}{end}\n")
         else:  # below --mac among this phenotype's own samples
-            lines.append(f"{head}\t{f:.6g}\t{c}\t{a:.6g}\tNA\tNA\tNA\tNA\tNA\tNA{end}\n")
+            lines.append(f"{head}\t{f}\t{c}\t{a:.6g}\tNA\tNA\tNA\tNA\tNA\tNA{end}\n")
     return "".join(lines)

@@ -32,7 +32,7 @@ from ..exceptions import AlignmentError, InputError
 from ..genotype.blocks import bounded_block_size
 from ..genotype.stats import VariantFilter
 from ..io.chrom import chrom_sort_key
-from ..io.plink import PlinkFileset
+from ..io.plink import GenotypeFileset
 from ..io.tables import results_to_parquet
 from .block import BlockTask, compute_block
 from .null import NullModel
@@ -50,6 +50,7 @@ class ScanConfig:
     min_mac: float = 1.0
     min_maf: float = 0.0
     max_missing: float = 1.0
+    min_info: float = 0.0  # dosage files: REGENIE's --minINFO
     spa: bool = True
     n_calibration: int = 100  # random variants (MAC >= 20) for the fast mode's variance ratio
     seed: int = 1
@@ -72,7 +73,7 @@ def _blocks_by_chromosome(variants: np.ndarray, chrom: np.ndarray, size: int) ->
     return blocks
 
 
-def calibration_genotypes(fileset: PlinkFileset, samples: np.ndarray, variants: np.ndarray, n_calibration: int = 100,
+def calibration_genotypes(fileset: GenotypeFileset, samples: np.ndarray, variants: np.ndarray, n_calibration: int = 100,
                           seed: int = 1) -> np.ndarray:
     """Mean-imputed dosages of up to ``n_calibration`` random variants with MAC >= 20 among
     ``variants`` (seeded: a resumed scan, or the null step, picks the same ones)."""
@@ -84,12 +85,18 @@ def calibration_genotypes(fileset: PlinkFileset, samples: np.ndarray, variants: 
     return np.asarray(g[:, np.flatnonzero(stats.mac >= 20)[:n_calibration]], dtype=np.float64, order="F")
 
 
-def sample_positions(fileset: PlinkFileset, fid, iid) -> np.ndarray:
-    lookup = {(f, i): k for k, (f, i) in enumerate(zip(fileset.samples.fid, fileset.samples.iid))}
-    pos = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
+def sample_positions(fileset: GenotypeFileset, fid, iid) -> np.ndarray:
+    """Each null-model sample's position in the fileset, by FID and IID (IID alone where the
+    fileset's sample file has no FID column)."""
+    if fileset.iid_only:
+        lookup = {i: k for k, i in enumerate(fileset.samples.iid)}
+        pos = np.array([lookup.get(str(i), -1) for i in iid], dtype=np.int64)
+    else:
+        lookup = {(f, i): k for k, (f, i) in enumerate(zip(fileset.samples.fid, fileset.samples.iid))}
+        pos = np.array([lookup.get((str(f), str(i)), -1) for f, i in zip(fid, iid)], dtype=np.int64)
     if np.any(pos < 0):
         k = int(np.flatnonzero(pos < 0)[0])
-        raise AlignmentError(f"{int((pos < 0).sum())} samples of the null model are not in {fileset.fam_path}, "
+        raise AlignmentError(f"{int((pos < 0).sum())} samples of the null model are not in {fileset.sample_path}, "
                              f"first {fid[k]} {iid[k]}; scan the fileset the GRM was built from")
     return pos
 
@@ -103,7 +110,7 @@ class Scan:
     """One scan of ``fileset`` against ``nulls`` (phenotype -> NullModel; ``fid``/``iid`` the null
     file's samples, each model testing those its ``index`` picks, all of them if None)."""
 
-    def __init__(self, fileset: PlinkFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
+    def __init__(self, fileset: GenotypeFileset, nulls: dict[str, NullModel], fid, iid, variants: np.ndarray,
                  out: str, config: ScanConfig, *, inputs_key: str = "", kinship_path=None,
                  grm_chromosomes: list[str] | None = None, sex: np.ndarray | None = None):
         self.fileset, self.nulls, self.config = fileset, nulls, config
@@ -120,7 +127,8 @@ class Scan:
         if mode not in ("exact", "fast"):
             raise InputError(f"--mode must be exact, fast or auto, got {config.mode!r}")
         self.mode = mode
-        self.filters = VariantFilter(min_maf=config.min_maf, min_mac=config.min_mac, max_missing=config.max_missing)
+        self.filters = VariantFilter(min_maf=config.min_maf, min_mac=config.min_mac, max_missing=config.max_missing,
+                                     min_info=config.min_info)
         self.blocks = _blocks_by_chromosome(self.variants, np.asarray(fileset.variants.chrom).astype(str),
                                             bounded_block_size(self.n, config.block_size))
         self.chrom = [str(fileset.variants.chrom[b[0]]) for b in self.blocks]
@@ -146,7 +154,7 @@ class Scan:
         own = np.asarray(self.fileset.samples.sex if sex is None else sex)[self.samples].astype(np.int8)
         males, females = int(np.sum(own == 1)), int(np.sum(own == 2))
         if males + females == 0:
-            raise InputError(f"chromosome X is scanned but no sample has a sex in {self.fileset.fam_path} (column 5); "
+            raise InputError(f"chromosome X is scanned but no sample has a sex in {self.fileset.sample_path} (column 5); "
                              "set it (plink2 --update-sex), give --sex FILE, or leave X out (--chr 1-22)")
         unknown = len(own) - males - females
         log.info("chromosome X: %d males (coded %s, heterozygous calls missing), %d females%s", males,
@@ -167,7 +175,7 @@ class Scan:
                          "(nothing to leave out)", chrom)
                 continue
             have = sorted(next(m for m in self.nulls.values() if m.loco).loco, key=chrom_sort_key)
-            raise InputError(f"chromosome {chrom} of {self.fileset.bim_path} has no LOCO part in the null model of "
+            raise InputError(f"chromosome {chrom} of {self.fileset.variant_path} has no LOCO part in the null model of "
                              f"{lacking[0]} (parts: {', '.join(have)}); build the GRM with these chromosomes "
                              "and refit the null, or scan with --no-loco")
 
@@ -216,7 +224,7 @@ class Scan:
         from ..genotype.xchr import male_factor
 
         x = self.chrom[k] == "X"
-        return BlockTask(str(self.fileset.bed_path)[:-4], self.samples, self.blocks[k], self.mode, self.filters,
+        return BlockTask(self.fileset.source, self.samples, self.blocks[k], self.mode, self.filters,
                          self.config.min_mac, self.config.spa, dict(ratios), self.fileset.num_threads,
                          self.sex if x else None, male_factor(self.config.x_male_coding) if x else 1.0)
 
@@ -374,7 +382,7 @@ class Scan:
             path = Path(f"{self.out}.{name}.tsv.gz")
             chisq, freq = [], []
             with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-                fh.write(gzip_member(header(null.family == "binomial")))
+                fh.write(gzip_member(header(null.family == "binomial", self.fileset.dosages)))
                 for k in range(len(self.blocks)):
                     with np.load(self._block_path(k), allow_pickle=False) as npz:
                         fh.write(npz[f"{name}.gz"].tobytes())

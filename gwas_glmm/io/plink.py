@@ -161,6 +161,16 @@ def read_bim(path: str | os.PathLike) -> VariantTable:
                 )
             table[column] = values
     ids = table[1].to_numpy(dtype=object)
+    check_unique_variant_ids(path, ids)
+    return VariantTable(
+        chrom=normalise_chroms(table[0].to_numpy(dtype=object)), id=ids, cm=table[2].to_numpy(dtype=np.float64),
+        pos=table[3].to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
+        allele0=table[5].to_numpy(dtype=object),
+    )
+
+
+def check_unique_variant_ids(path: Path, ids: np.ndarray) -> None:
+    """Variant IDs must be unique (IDs written as '.' are exempt); the error names both rows."""
     named = np.flatnonzero(ids != ".")
     if pd.Series(ids[named]).duplicated().any():  # hashed in C; the pair is looked up only if there is one
         a, b = (named[k] for k in first_duplicate(ids[named]))
@@ -168,11 +178,6 @@ def read_bim(path: str | os.PathLike) -> VariantTable:
             f"{path}: variant ID {ids[b]!r} appears on rows {a + 1} and {b + 1}; variant IDs must be "
             "unique (rename, e.g. plink2 --set-all-var-ids @:#:\\$r:\\$a, or drop with --rm-dup)"
         )
-    return VariantTable(
-        chrom=normalise_chroms(table[0].to_numpy(dtype=object)), id=ids, cm=table[2].to_numpy(dtype=np.float64),
-        pos=table[3].to_numpy().astype(np.int64), allele1=table[4].to_numpy(dtype=object),
-        allele0=table[5].to_numpy(dtype=object),
-    )
 
 
 def check_bed(path: Path, n_samples: int, n_variants: int, bim: Path, fam: Path) -> None:
@@ -202,7 +207,86 @@ def check_bed(path: Path, n_samples: int, n_variants: int, bim: Path, fam: Path)
 _OPEN_LOCK = threading.Lock()
 
 
-class PlinkFileset:
+class GenotypeFileset:
+    """What every genotype file offers the stages (PLINK 1 here, PLINK 2 in :mod:`.pgen`):
+    ``samples``, ``variants``, :meth:`read` (NaN for a missing call), :meth:`read_imputed` (the
+    scan's decoder), block iteration and dask arrays built on :meth:`read`; ``source``, the
+    string a worker process opens the same file from (:func:`worker_fileset`);
+    ``genotype_path``/``variant_path``/``sample_path`` for messages and provenance;
+    ``multiallelic``, a mask of variants the analyses skip (None where there are none); and
+    ``dosages``, whether the file holds dosages (results then carry INFO)."""
+
+    samples: SampleTable
+    variants: VariantTable
+    genotype_path: Path
+    variant_path: Path
+    sample_path: Path
+    num_threads: int | None = None
+    multiallelic: np.ndarray | None = None
+    dosages: bool = False
+    iid_only: bool = False  # the sample file has no FID column: samples are matched by IID
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.samples)
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.variants)
+
+    @property
+    def source(self) -> str:
+        raise NotImplementedError
+
+    def input_paths(self) -> dict[str, Path]:
+        """The fileset's three files by extension ({'bed': ..., 'bim': ..., 'fam': ...}), for provenance."""
+        return {p.suffix[1:]: p for p in (self.genotype_path, self.variant_path, self.sample_path)}
+
+    def read(self, samples=None, variants=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def iter_reads(
+        self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(variant positions, dosages)`` for consecutive blocks of ``variant_index``.
+
+        Memory holds at most two blocks: with ``prefetch`` the next block is read in a
+        background thread (the readers release the GIL) while the caller works on this one.
+        """
+        starts = range(0, len(variant_index), block_size)
+        pieces = [_as_slice(variant_index[s : s + block_size]) for s in starts]
+        if not prefetch or len(pieces) < 2:
+            for s, piece in zip(starts, pieces):
+                yield variant_index[s : s + block_size], self.read(samples, piece)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="genotype-prefetch") as pool:
+            future = pool.submit(self.read, samples, pieces[0])
+            for k, s in enumerate(starts):
+                block = future.result()
+                if k + 1 < len(pieces):
+                    future = pool.submit(self.read, samples, pieces[k + 1])
+                yield variant_index[s : s + block_size], block
+                del block
+
+    def to_dask(self, samples=None, variants=None, chunk_variants: int = 4096):
+        """A lazy dask array (samples x variants, float32) reading the file chunk by chunk.
+
+        All samples are in one chunk; variants are chunked by ``chunk_variants``.
+        """
+        import dask.array as da
+
+        lazy = _LazyBed(
+            self,
+            check_index("samples", samples, self.n_samples),
+            check_index("variants", variants, self.n_variants),
+        )
+        return da.from_array(
+            lazy, chunks=(lazy.shape[0], chunk_variants), asarray=False, lock=False, fancy=False,
+            meta=np.empty((0, 0), dtype=np.float32), name=f"genotypes-{self.genotype_path.name}-{id(lazy):x}",
+        )
+
+
+class PlinkFileset(GenotypeFileset):
     """An opened, checked PLINK 1 fileset.
 
     >>> fs = PlinkFileset("cohort")          # doctest: +SKIP
@@ -214,6 +298,7 @@ class PlinkFileset:
         from bed_reader import open_bed
 
         self.bed_path, self.bim_path, self.fam_path = plink_paths(prefix)
+        self.genotype_path, self.variant_path, self.sample_path = self.bed_path, self.bim_path, self.fam_path
         check_file(self.bed_path, ".bed file")
         self.samples = read_fam(self.fam_path)
         self.variants = read_bim(self.bim_path)
@@ -225,12 +310,8 @@ class PlinkFileset:
         )
 
     @property
-    def n_samples(self) -> int:
-        return len(self.samples)
-
-    @property
-    def n_variants(self) -> int:
-        return len(self.variants)
+    def source(self) -> str:
+        return str(self.bed_path)[:-4]
 
     def __repr__(self) -> str:
         return f"PlinkFileset({str(self.bed_path)[:-4]!r}: {self.n_samples} samples, {self.n_variants} variants)"
@@ -295,46 +376,6 @@ class PlinkFileset:
             raw[a:b] = np.frombuffer(data, dtype=np.uint8).reshape(b - a, width)
         return raw
 
-    def iter_reads(
-        self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield ``(variant positions, dosages)`` for consecutive blocks of ``variant_index``.
-
-        Memory holds at most two blocks: with ``prefetch`` the next block is read in a
-        background thread (bed-reader releases the GIL) while the caller works on this one.
-        """
-        starts = range(0, len(variant_index), block_size)
-        pieces = [_as_slice(variant_index[s : s + block_size]) for s in starts]
-        if not prefetch or len(pieces) < 2:
-            for s, piece in zip(starts, pieces):
-                yield variant_index[s : s + block_size], self.read(samples, piece)
-            return
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bed-prefetch") as pool:
-            future = pool.submit(self.read, samples, pieces[0])
-            for k, s in enumerate(starts):
-                block = future.result()
-                if k + 1 < len(pieces):
-                    future = pool.submit(self.read, samples, pieces[k + 1])
-                yield variant_index[s : s + block_size], block
-                del block
-
-    def to_dask(self, samples=None, variants=None, chunk_variants: int = 4096):
-        """A lazy dask array (samples x variants, float32) reading the .bed chunk by chunk.
-
-        All samples are in one chunk; variants are chunked by ``chunk_variants``.
-        """
-        import dask.array as da
-
-        lazy = _LazyBed(
-            self,
-            check_index("samples", samples, self.n_samples),
-            check_index("variants", variants, self.n_variants),
-        )
-        return da.from_array(
-            lazy, chunks=(lazy.shape[0], chunk_variants), asarray=False, lock=False, fancy=False,
-            meta=np.empty((0, 0), dtype=np.float32), name=f"bed-{self.bed_path.name}-{id(lazy):x}",
-        )
-
 
 def _as_slice(index: np.ndarray):
     """A slice if ``index`` is a contiguous increasing run (cheaper for bed-reader), else itself."""
@@ -346,7 +387,7 @@ def _as_slice(index: np.ndarray):
 class _LazyBed:
     """Array-like view handed to ``dask.array.from_array``; reads only the requested piece."""
 
-    def __init__(self, fileset: PlinkFileset, samples: np.ndarray, variants: np.ndarray):
+    def __init__(self, fileset: GenotypeFileset, samples: np.ndarray, variants: np.ndarray):
         self.fileset, self.samples, self.variants = fileset, samples, variants
         self.shape = (len(samples), len(variants))
         self.dtype = np.dtype(np.float32)
@@ -407,12 +448,22 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
         return [line.split()[0] for line in fh if line.strip()]
 
 
+def open_genotypes(source: str | os.PathLike, *, num_threads: int | None = None) -> GenotypeFileset:
+    """The fileset named by ``source``: a path ending in .pgen (PLINK 2: :mod:`.pgen`), else a
+    PLINK 1 prefix (a path ending in .bed/.bim/.fam also works)."""
+    if str(source).endswith(".pgen"):
+        from .pgen import PgenFileset
+
+        return PgenFileset(source, num_threads=num_threads)
+    return PlinkFileset(source, num_threads=num_threads)
+
+
 @lru_cache(maxsize=4)
-def _opened(prefix: str, num_threads: int | None) -> PlinkFileset:
-    return PlinkFileset(prefix, num_threads=num_threads)
+def _opened(source: str, num_threads: int | None) -> GenotypeFileset:
+    return open_genotypes(source, num_threads=num_threads)
 
 
-def worker_fileset(source: str | PlinkFileset, num_threads: int | None = None) -> PlinkFileset:
-    """The fileset a task reads: ``source`` itself, or for a prefix (what a dask task is sent:
-    nothing large) the fileset opened once per process."""
-    return source if isinstance(source, PlinkFileset) else _opened(str(source), num_threads)
+def worker_fileset(source: str | GenotypeFileset, num_threads: int | None = None) -> GenotypeFileset:
+    """The fileset a task reads: ``source`` itself, or for its ``source`` string (what a dask
+    task is sent: nothing large) the fileset opened once per process."""
+    return source if isinstance(source, GenotypeFileset) else _opened(str(source), num_threads)

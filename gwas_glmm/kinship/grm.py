@@ -258,7 +258,7 @@ def compute_grm(
     variant_index = check_index("variants", variants, fileset.n_variants)
     n = fileset.n_samples if sample_index is None else len(sample_index)
     if n < 2:
-        raise InputError(f"{fileset.bed_path}: a GRM needs at least 2 samples, got {n}")
+        raise InputError(f"{fileset.genotype_path}: a GRM needs at least 2 samples, got {n}")
     chrom = fileset.variants.chrom[variant_index].astype(str)
     if config.loco:
         groups = [(c, variant_index[chrom == c]) for c in dict.fromkeys(chrom)]
@@ -280,7 +280,7 @@ def compute_grm(
                 del part
     total = acc.finish()
     if total.n_variants == 0:
-        raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
+        raise InputError(f"{fileset.genotype_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
                          f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
     matrix = normalize(total, config.dtype)
     if total.pair_missing is not None:  # stored symmetric, so rows can be read for LOCO
@@ -288,6 +288,6 @@ def compute_grm(
     fam = fileset.samples if sample_index is None else fileset.samples.take(sample_index)
     meta = {"definition": DEFINITION, "missing": config.missing, "n_variants": int(total.n_variants),
             "min_maf": config.min_maf, "max_missing": config.max_missing, "min_mac": config.min_mac,
-            "precision": "double" if config.double else "single", "source": str(fileset.bed_path.with_suffix(""))}
+            "precision": "double" if config.double else "single", "source": str(fileset.source)}
     log.info("GRM of %d samples from %d variants (%s missing mode)", n, total.n_variants, config.missing)
     return Kinship(matrix, fam.fid.astype(object), fam.iid.astype(object), None, meta), total

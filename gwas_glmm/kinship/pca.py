@@ -195,7 +195,7 @@ class _Passes:
         else:
             from ..gwas.cluster import on_worker
 
-            source = str(self.fileset.bed_path.with_suffix(""))
+            source = str(self.fileset.source)
             [shared] = self.client.scatter([operand], broadcast=True, hash=False)
             futures = [self.client.submit(on_worker, _chunk_task, source, self.samples, c, f, shared, kind,
                                           self.config.block_size, filters, n_in, pure=False) for c, f in args]
@@ -254,7 +254,7 @@ def randomized_pca(fileset: PlinkFileset, *, config: PcaConfig | None = None, sa
     freqs = [f for f, ok in zip(freqs, keep) if ok]
     m = int(sum(c.size for c in chunks))
     if m <= width:
-        raise InputError(f"{fileset.bed_path}: {m} variants pass the PCA filters (MAF >= {config.min_maf}, missing "
+        raise InputError(f"{fileset.genotype_path}: {m} variants pass the PCA filters (MAF >= {config.min_maf}, missing "
                          f"rate <= {config.max_missing}); {config.n_pcs} PCs need more than {width}")
     scale = _scale(missing, m, config.missing)
     blocks = [scale[:, None] * y]  # = A (S^-1 G): a Krylov start as random as G

@@ -136,7 +136,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     variant_index = check_index("variants", variants, fileset.n_variants)
     n = fileset.n_samples if sample_index is None else len(sample_index)
     if n < 2:
-        raise InputError(f"{fileset.bed_path}: a GRM needs at least 2 samples, got {n}")
+        raise InputError(f"{fileset.genotype_path}: a GRM needs at least 2 samples, got {n}")
     b = check_positive_int("panel", panel) if panel is not None else panel_rows(n)
     panels = [(start, min(n, start + b)) for start in range(0, n, b)]
     store = _Checkpoint(checkpoint, fileset, sample_index, variant_index, config, cutoff, b) if checkpoint else None
@@ -161,7 +161,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
 
             from ..gwas.cluster import on_worker
 
-            source = str(fileset.bed_path.with_suffix(""))
+            source = str(fileset.source)
             futures = {client.submit(on_worker, panel_entries, source, sample_index, variant_index, config,
                                      *panels[k], cutoff, pure=False): k for k in todo}
             for future in as_completed(futures):
@@ -176,7 +176,7 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     summary = summarize(matrix, cutoff, n_variants)
     meta = {"definition": DEFINITION, "missing": config.missing, "n_variants": n_variants,
             "min_maf": config.min_maf, "max_missing": config.max_missing, "min_mac": config.min_mac,
-            "sparse_cutoff": cutoff, "panels": len(panels), "source": str(fileset.bed_path.with_suffix(""))}
+            "sparse_cutoff": cutoff, "panels": len(panels), "source": str(fileset.source)}
     for line in summary.lines():
         log.info(line)
     return matrix, summary, meta
@@ -213,9 +213,9 @@ def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.nda
         add_panel_products(sums, z, start, stop)
         n_variants += len(block)
     if n_variants == 0:
-        raise InputError(f"{fileset.bed_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
+        raise InputError(f"{fileset.genotype_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
                          f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
-    check_markers(n_variants, cutoff, fileset.bed_path)
+    check_markers(n_variants, cutoff, fileset.genotype_path)
     local = np.arange(stop - start)
     rows, cols = [], []
     for lo in range(0, stop - start, 256):  # candidates row chunk by row chunk: no second b x n matrix
@@ -280,9 +280,9 @@ class _Checkpoint:
 
     def __init__(self, folder, fileset, sample_index, variant_index, config, cutoff, panel):
         self.folder = Path(folder)
-        stat = fileset.bed_path.stat()
+        stat = fileset.genotype_path.stat()
         digest = hashlib.sha256()
-        for part in (json.dumps([str(fileset.bed_path.resolve()), stat.st_size, stat.st_mtime_ns, repr(config),
+        for part in (json.dumps([str(fileset.genotype_path.resolve()), stat.st_size, stat.st_mtime_ns, repr(config),
                                  cutoff, panel]).encode(),
                      b"all" if sample_index is None else sample_index.tobytes(), variant_index.tobytes()):
             digest.update(part)
