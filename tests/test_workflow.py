@@ -134,3 +134,33 @@ def test_snakemake_scans_imputed_dosages_one_pgen_per_chromosome(tiny, tmp_path)
                      str(results / "null" / "qt.null.h5"), "--out", str(tmp_path / f"d{chrom}")]) == 0
         direct.append(_text(tmp_path / f"d{chrom}.qt.tsv.gz"))
     assert merged == direct[0] + "".join(text.split("\n", 1)[1] for text in direct[1:])
+
+
+def test_snakemake_scans_one_bgen_per_chromosome(tmp_path):
+    """scan.bgen: "imp/chr{chrom}" (.bgen + .sample per chromosome; here two, each a copy of the
+    whole fixture, of which the job's --chr takes its chromosome): the merged file equals a direct
+    scan of those chromosomes of the .bed the BGEN was written from, apart from INFO."""
+    import pandas as pd
+    from conftest import DATA
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA / "bgen", data)
+    chroms = list(dict.fromkeys(line.split("\t", 1)[0] for line in (data / "tiny.bim").read_text().splitlines()))[:2]
+    (tmp_path / "imp").mkdir()
+    for chrom in chroms:
+        shutil.copy(data / "tiny_hard8.bgen", tmp_path / "imp" / f"chr{chrom}.bgen")
+        shutil.copy(data / "tiny_hard8.sample", tmp_path / "imp" / f"chr{chrom}.sample")
+    config = tmp_path / "config.yaml"
+    pre = data / "tiny"
+    config.write_text(
+        f"bfile: {pre}\npheno: {pre}.pheno\ncovar: {pre}.covar\ncovar_names: [age, sex]\noutdir: results\n"
+        "phenotypes:\n  qt: gaussian\ngrm:\n  threads: 1\n  loco: false\n  maf: 0.0\n  geno: 1.0\n"
+        "scan:\n  threads: 1\n  bgen: imp/chr{chrom}\n")
+    run = _snakemake(config, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = tmp_path / "results"
+    assert len(list((results / "scan" / "qt").glob("chr*.qt.tsv.gz"))) == len(chroms)
+    assert main(["scan", "--bfile", str(pre), "--null", str(results / "null" / "qt.null.h5"),
+                 "--out", str(tmp_path / "direct"), "--chr", *chroms]) == 0
+    merged = pd.read_csv(results / "qt.tsv.gz", sep="\t")
+    pd.testing.assert_frame_equal(merged.drop(columns=["INFO"]), pd.read_csv(tmp_path / "direct.qt.tsv.gz", sep="\t"))

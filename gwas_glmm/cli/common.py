@@ -19,10 +19,15 @@ log = get_logger("cli")
 
 
 def genotype_source(args: argparse.Namespace) -> str | None:
-    """The fileset named by --bfile (its prefix) or --pgen (PREFIX.pgen), as
+    """The fileset named by --bfile (its prefix), --pgen (PREFIX.pgen) or --bgen (FILE.bgen, with
+    ::FILE.sample after it when --sample is given), as
     :func:`gwas_glmm.io.plink.open_genotypes` opens it; None when neither is given."""
+    if getattr(args, "sample", None) and not getattr(args, "bgen", None):
+        raise InputError("--sample goes with --bgen (a .bgen's Oxford sample file)")
     if getattr(args, "pgen", None):
         return str(pgen_paths(args.pgen)[0])
+    if getattr(args, "bgen", None):
+        return f"{args.bgen}::{args.sample}" if args.sample else args.bgen
     return getattr(args, "bfile", None)
 
 
@@ -46,7 +51,7 @@ def selection(args: argparse.Namespace):
     if fileset.iid_only:
         log.info("%s has no FID column: samples are matched by IID alone", fileset.sample_path)
     if getattr(args, "min_info", 0) > 0 and not fileset.dosages:
-        raise InputError(f"--minINFO needs dosages (--pgen); {fileset.genotype_path} holds hard calls, whose INFO "
+        raise InputError(f"--minINFO needs dosages (--pgen, --bgen); {fileset.genotype_path} holds hard calls, whose INFO "
                          "is not defined: drop --minINFO")
     variants = select_variants(
         fileset.variants, chrom=args.chr,
@@ -118,6 +123,9 @@ def _inputs(args: argparse.Namespace) -> list[tuple[str, Path]]:
         found += [("--bfile", p) for p in plink_paths(args.bfile)]
     if getattr(args, "pgen", None):
         found += [("--pgen", p) for p in pgen_paths(args.pgen)]
+    for flag in ("bgen", "sample"):
+        if getattr(args, flag, None):
+            found.append((f"--{flag}", Path(getattr(args, flag))))
     for flag, path in list(found):  # a foreign kinship's companions (.grm.id, .grm.N.bin, .rel.id)
         name = str(path)
         for suffix, extra in ((".grm.bin", (".grm.id", ".grm.N.bin")), (".grm.gz", (".grm.id",)),

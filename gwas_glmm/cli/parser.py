@@ -21,11 +21,15 @@ def _add_common(p: argparse.ArgumentParser, out_help: str) -> None:
 
 
 def _add_genotypes(p: argparse.ArgumentParser, *, required: bool = True, help: str = "") -> None:
-    """--bfile or --pgen: the genotype fileset (one of them when ``required``)."""
+    """--bfile, --pgen or --bgen (with --sample): the genotype fileset (one of them when ``required``)."""
     g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--bfile", metavar="PREFIX", help=f"PLINK 1 fileset prefix (.bed/.bim/.fam){help}")
     g.add_argument("--pgen", metavar="PREFIX", help="PLINK 2 fileset prefix (.pgen/.pvar/.psam): hard calls or "
                    f"dosages{help}")
+    g.add_argument("--bgen", metavar="FILE.bgen", help="BGEN 1.1-1.3 file (imputed probabilities; ALLELE1 is each "
+                   f"variant's second allele){help}")
+    p.add_argument("--sample", metavar="FILE.sample", help="the --bgen's Oxford .sample file (ID_1 = FID, ID_2 = IID; "
+                   "default: the IDs stored in the .bgen, matched by IID)")
 
 
 def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: float = 1.0, info: bool = False) -> None:
@@ -41,7 +45,7 @@ def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: 
                    help=f"maximum missing-call rate per variant (default {geno})")
     if info:
         g.add_argument("--minINFO", dest="min_info", type=float, default=0.0, metavar="INFO",
-                       help="minimum imputation INFO (MaCH Rsq of the dosages), --pgen only (REGENIE's flag)")
+                       help="minimum imputation INFO (MaCH Rsq of the dosages), --pgen/--bgen only (REGENIE's flag)")
     g.add_argument("--keep", metavar="FILE", help="keep the samples (FID IID) listed in FILE")
     g.add_argument("--block-size", type=int, default=2048, metavar="M",
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")

@@ -28,6 +28,19 @@ def byte_table() -> np.ndarray:
     return table
 
 
+@jit(fastmath=True)
+def _impute(col, acc, n_missing, missing_row, with_missing):
+    """Replace the missing calls of ``col`` (negative values) by the mean of the others (float32;
+    0 when all are missing), marking them in ``missing_row`` when ``with_missing``."""
+    n = col.shape[0]
+    mean = np.float32(acc / (n - n_missing)) if n_missing < n else np.float32(0.0)
+    for i in range(n):
+        v = col[i]
+        if with_missing:
+            missing_row[i] = v < 0
+        col[i] = mean if v < 0 else v
+
+
 @jit(parallel=True, fastmath=True)
 def decode_impute(raw, samples, table, out, missing):
     """Decode (variants, bytes) .bed rows ``raw`` into ``out`` (variants, samples) float32: row j the
@@ -65,12 +78,7 @@ def decode_impute(raw, samples, table, out, missing):
         n_obs[j] = n - n_missing
         total[j] = acc
         if n_missing:
-            mean = np.float32(acc / (n - n_missing)) if n_missing < n else np.float32(0.0)
-            for i in range(n):
-                v = col[i]
-                if with_missing:
-                    missing[j, i] = v < 0
-                col[i] = mean if v < 0 else v
+            _impute(col, acc, n_missing, missing[j], with_missing)
     return n_obs, total
 
 
@@ -111,10 +119,5 @@ def impute_dosages(rows, samples, out, missing):
         total[j] = acc
         squares[j] = sq
         if n_missing:
-            mean = np.float32(acc / (n - n_missing)) if n_missing < n else np.float32(0.0)
-            for i in range(n):
-                v = col[i]
-                if with_missing:
-                    missing[j, i] = v < 0
-                col[i] = mean if v < 0 else v
+            _impute(col, acc, n_missing, missing[j], with_missing)
     return n_obs, total, squares

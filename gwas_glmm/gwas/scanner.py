@@ -77,6 +77,8 @@ def calibration_genotypes(fileset: GenotypeFileset, samples: np.ndarray, variant
                           seed: int = 1) -> np.ndarray:
     """Mean-imputed dosages of up to ``n_calibration`` random variants with MAC >= 20 among
     ``variants`` (seeded: a resumed scan, or the null step, picks the same ones)."""
+    if fileset.multiallelic is not None:
+        variants = variants[~fileset.multiallelic[variants]]
     if not len(variants):
         return np.empty((len(samples), 0))
     rng = np.random.default_rng(seed)

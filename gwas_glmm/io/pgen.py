@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._validation import check_file, check_index, first_duplicate
+from .._validation import check_file, first_duplicate
 from ..exceptions import InputError
 from .chrom import normalise_chroms
-from .plink import GenotypeFileset, SampleTable, VariantTable, check_unique_variant_ids, read_fam
+from .dosage import DosageFileset
+from .plink import SampleTable, VariantTable, check_unique_variant_ids, read_fam
 
 _TEXT_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError)
 
@@ -123,16 +124,9 @@ def read_pvar(path: str | os.PathLike) -> tuple[VariantTable, np.ndarray]:
     return variants, alt_count
 
 
-def _positions(name: str, index, size: int) -> np.ndarray:
-    """Integer positions from what :meth:`PgenFileset.read` accepts: None, a slice, a mask, integers."""
-    return np.arange(size)[index] if isinstance(index, slice) else check_index(name, index, size)
-
-
-class PgenFileset(GenotypeFileset):
+class PgenFileset(DosageFileset):
     """An opened, checked PLINK 2 fileset.  Each thread reads through a pgenlib reader of its own
     (a reader holds buffers and a file position)."""
-
-    dosages = True
 
     def __init__(self, prefix: str | os.PathLike, *, num_threads: int | None = None):
         self.genotype_path, self.variant_path, self.sample_path = pgen_paths(prefix)
@@ -172,47 +166,10 @@ class PgenFileset(GenotypeFileset):
         return reader
 
     def _rows(self, variants: np.ndarray) -> np.ndarray:
-        """(variants, file samples) float32 dosages of ``variants``, -9 where missing; a buffer of
-        this thread's, valid until its next call."""
-        size = len(variants) * self.n_samples
-        buf = getattr(self._local, "rows", None)
-        if buf is None or buf.size < size:
-            buf = self._local.rows = np.empty(size, np.float32)
-        rows = buf[:size].reshape(len(variants), self.n_samples)
+        rows = self._row_buffer(len(variants))
         if len(variants):
             self._reader().read_dosages_list(np.ascontiguousarray(variants, dtype=np.uint32), rows)
         return rows
-
-    def read(self, samples=None, variants=None) -> np.ndarray:
-        """Dosages of ALLELE1 (ALT) as a (samples, variants) float32 Fortran array, NaN where missing."""
-        variants = _positions("variants", variants, self.n_variants)
-        rows = self._rows(variants)
-        if samples is None:
-            out = rows.copy()
-        else:
-            out = rows[:, _positions("samples", samples, self.n_samples)]
-        out[out < 0] = np.nan
-        return out.T
-
-    def read_imputed(self, samples: np.ndarray | None, variants: np.ndarray, *, out: np.ndarray | None = None,
-                     missing: bool = False):
-        """As :meth:`gwas_glmm.io.plink.PlinkFileset.read_imputed`, from dosages; the stats also
-        hold the squares that give INFO."""
-        from ..genotype._decode_numba import impute_dosages
-        from ..genotype.stats import VariantStats
-
-        variants = np.asarray(variants, dtype=np.int64)
-        n = self.n_samples if samples is None else len(samples)
-        gather = np.empty(0, np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
-        if n == self.n_samples and np.array_equal(gather, np.arange(n)):
-            gather = np.empty(0, np.int64)
-        rows = self._rows(variants)
-        size = len(variants) * n
-        buf = np.empty(size, np.float32) if out is None else out.reshape(-1)[:size]
-        dosages = buf.reshape(len(variants), n)
-        mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
-        n_obs, total, squares = impute_dosages(rows, gather, dosages, mask)
-        return dosages.T, VariantStats(n_obs, total, n, squares=squares), (mask.T if missing else None)
 
 
 def write_pgen(prefix: str | os.PathLike, samples: SampleTable, variants: VariantTable, blocks, *,

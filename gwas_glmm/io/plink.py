@@ -449,12 +449,18 @@ def read_id_list(path: str | os.PathLike) -> list[str]:
 
 
 def open_genotypes(source: str | os.PathLike, *, num_threads: int | None = None) -> GenotypeFileset:
-    """The fileset named by ``source``: a path ending in .pgen (PLINK 2: :mod:`.pgen`), else a
-    PLINK 1 prefix (a path ending in .bed/.bim/.fam also works)."""
-    if str(source).endswith(".pgen"):
+    """The fileset named by ``source``: a path ending in .pgen (PLINK 2: :mod:`.pgen`), a .bgen
+    (``FILE.bgen`` or ``FILE.bgen::FILE.sample``: :mod:`.bgen`), else a PLINK 1 prefix (a path
+    ending in .bed/.bim/.fam also works)."""
+    text = str(source)
+    if text.endswith(".pgen"):
         from .pgen import PgenFileset
 
         return PgenFileset(source, num_threads=num_threads)
+    if text.endswith(".bgen") or ".bgen::" in text:
+        from .bgen import open_bgen
+
+        return open_bgen(text, num_threads=num_threads)
     return PlinkFileset(source, num_threads=num_threads)
 
 
