@@ -7,7 +7,7 @@ The cohort is simulated with ``--dosages`` (``simulate/dosages.py``: the .bed ho
 calls, the .pgen imputed-like dosages of the same variants, a fifth of them typed).  One GRM
 (on --grm-variants evenly spaced variants of the .bed, no LOCO) and one Gaussian null serve every
 scan.  Each tool runs in its own process (wall time, peak RSS); the ratios are from this one run.
-The BGEN's first scan also makes its index (FILE.bgen.metafile), timed on its own first.
+Opening a BGEN without a .bgi reads its variant headers once: timed on its own first (freq of chr22).
 
     python scripts/bench_dosage_scan.py                                  # N = 10,000, M = 100,000
     python scripts/bench_dosage_scan.py --n-variants 1000000 --workdir bench_out/dosage1m
@@ -63,10 +63,9 @@ def main() -> None:
     formats = [("bed", ["--bfile", pre], Path(f"{pre}.bed")), ("pgen", ["--pgen", pre], Path(f"{pre}.pgen"))]
     if bgen.exists():
         formats.append(("bgen", ["--bgen", bgen, "--sample", f"{pre}8.sample"], bgen))
-        Path(f"{bgen}.metafile").unlink(missing_ok=True)
-        r = measure([*gg, "freq", "--bgen", bgen, "--sample", f"{pre}8.sample", "--chr", "22", "--out", work / "index"])
-        times["bgen index + chr22 freq"] = r
-        print(f"BGEN index (one pass) and freq of chr22: {r['seconds']:.1f} s", flush=True)
+        r = measure([*gg, "freq", "--bgen", bgen, "--sample", f"{pre}8.sample", "--chr", "22", "--out", work / "open"])
+        times["bgen open + chr22 freq"] = r
+        print(f"BGEN opened (variant headers read once) and freq of chr22: {r['seconds']:.1f} s", flush=True)
     for label, flags, path in formats:
         warm_page_cache(path)
         for stale in work.glob(f"s_{label}*"):

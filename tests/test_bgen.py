@@ -1,4 +1,4 @@
-"""BGEN through cbgen: the fixtures of tests/data/bgen (scripts/make_reference/bgen_fixtures.sh,
+"""BGEN through the bgen package: the fixtures of tests/data/bgen (scripts/make_reference/bgen_fixtures.sh,
 plink2 --export bgen with REF first) read exactly as the .bed's calls and the .pgen's dosages
 they were written from; scans equal the .bed's apart from INFO; samples from --sample or the
 file's ID block; one clear line for each bad input."""
@@ -15,13 +15,13 @@ from conftest import DATA
 from gwas_glmm import PlinkFileset
 from gwas_glmm.cli import main
 from gwas_glmm.exceptions import InputError
-from gwas_glmm.io.bgen import BgenFileset, expected_dosage, read_oxford_sample
+from gwas_glmm.io.bgen import BgenFileset, read_oxford_sample
 from gwas_glmm.io.pgen import PgenFileset
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A copy of the fixtures (the reader writes its index, FILE.bgen.metafile, beside a .bgen)."""
+    """A copy of the fixtures (nothing is written beside the originals)."""
     folder = tmp_path_factory.mktemp("bgen")
     for path in (DATA / "bgen").iterdir():
         shutil.copy(path, folder / path.name)
@@ -32,7 +32,7 @@ def files(tmp_path_factory):
 def test_hard_call_bgen_reads_as_the_bed(files, name):
     bed = PlinkFileset(files / "tiny")
     bgen = BgenFileset(files / f"{name}.bgen", sample=files / f"{name}.sample")
-    assert (files / f"{name}.bgen.metafile").exists() and bgen.dosages and bgen.multiallelic is None
+    assert bgen.dosages and bgen.multiallelic is None
     assert list(bgen.samples.fid) == list(bed.samples.fid) and list(bgen.samples.iid) == list(bed.samples.iid)
     for field in ("chrom", "id", "pos", "allele1", "allele0"):
         assert list(getattr(bgen.variants, field)) == list(getattr(bed.variants, field))
@@ -45,6 +45,17 @@ def test_hard_call_bgen_reads_as_the_bed(files, name):
     np.testing.assert_array_equal(s1.allele1_count, s2.allele1_count)
 
 
+def test_kernel_decodes_as_the_bgen_package(files):
+    """The numba layout-2 decoder against the package's own dosages on 16-bit imputed dosages."""
+    bgen = BgenFileset(files / "tiny_dos16.bgen", sample=files / "tiny_dos16.sample")
+    fast = bgen.read().copy()
+    package = np.empty((bgen.n_variants, bgen.n_samples), np.float32)
+    for k in range(bgen.n_variants):
+        bgen._package_row(k, package[k])
+    package[package < 0] = np.nan
+    np.testing.assert_allclose(fast, package.T, rtol=0, atol=2e-6)
+
+
 def test_dosage_bgen_reads_the_pgen_dosages_to_16_bits(files):
     pgen = PgenFileset(files / "tiny")
     bgen = BgenFileset(files / "tiny_dos16.bgen", sample=files / "tiny_dos16.sample")
@@ -54,15 +65,39 @@ def test_dosage_bgen_reads_the_pgen_dosages_to_16_bits(files):
     assert np.nanmax(np.abs(a - np.rint(a))) > 0.1  # real dosages, not calls
 
 
-def test_expected_dosage_by_ploidy_and_phase():
+@pytest.mark.parametrize("compression", ["zstd", "zlib", None])
+def test_dosages_by_ploidy_and_phase_and_multiallelic_variants_skipped(tmp_path, compression, monkeypatch):
+    """A BGEN 1.2 written by the bgen package: unphased diploid P(AB) + 2 P(BB), phased the two
+    haplotypes' P(B), haploid 2 P(B); a three-allele variant listed, marked, skipped.  zlib and
+    uncompressed blocks through the numba kernel, zstd through the package."""
+    from bgen import BgenWriter
+
     nan = np.nan
-    prob = np.array([[[0.1, 0.3, 0.6, nan], [0.2, 0.8, nan, nan], [nan, nan, nan, nan]],
-                     [[0.3, 0.7, 0.6, 0.4], [0.5, 0.5, nan, nan], [1.0, 0.0, 0.0, 1.0]]])
-    phased = np.array([False, True])
-    ploidy = np.array([[2, 1, 2], [2, 1, 2]])
-    missing = np.array([[False, False, True], [False, False, False]])
-    d = expected_dosage(prob, phased, ploidy, missing)
-    np.testing.assert_allclose(d, [[0.3 + 1.2, 1.6, -9], [0.7 + 0.4, 1.0, 1.0]], rtol=1e-6)
+    with BgenWriter(str(tmp_path / "t.bgen"), 4, samples=["a", "b", "c", "d"], compression=compression) as out:
+        out.add_variant("v1", "rs1", "1", 10, ["A", "G"], np.array([[1, 0, 0], [0.2, 0.5, 0.3], [0, 0, 1],
+                                                                      [nan, nan, nan]]), ploidy=2, bit_depth=16)
+        out.add_variant("v2", "rs2", "1", 20, ["A", "G"], np.array([[1, 0, 0, 1], [0, 1, 0, 1], [0.5, 0.5, 1, 0],
+                                                                      [1, 0, 1, 0]]), ploidy=2, phased=True,
+                        bit_depth=16)
+        out.add_variant("v3", "rs3", "X", 30, ["A", "G", "T"], np.array([[1, 0, 0, 0, 0, 0]] * 4), ploidy=2)
+        out.add_variant("v4", "rs4", "X", 40, ["A", "G"], np.array([[0, 1, nan], [1, 0, nan], [0, 0, 1],
+                                                                      [0, 1, 0]]),
+                        ploidy=np.array([1, 1, 2, 2], dtype=np.uint8), bit_depth=16)
+    fs = BgenFileset(tmp_path / "t.bgen")
+    by_package = []
+    original = BgenFileset._package_row
+    monkeypatch.setattr(BgenFileset, "_package_row", lambda self, k, out: by_package.append(k) or original(self, k, out))
+    assert list(fs.variants.id) == ["rs1", "rs2", "rs3", "rs4"] and list(fs.variants.allele1) == ["G", "G", "G", "G"]
+    assert list(np.flatnonzero(fs.multiallelic)) == [2]
+    d = fs.read(variants=np.array([0, 1, 3]))
+    np.testing.assert_allclose(d[:, 0], [0, 1.1, 2, nan], atol=1e-4)
+    assert d[0, 0] == 0 and d[2, 0] == 2 and d[1, 2] == 0 and d[0, 2] == 2  # stored calls: exact
+    np.testing.assert_allclose(d[:, 1], [1, 2, 0.5, 0], atol=1e-4)
+    np.testing.assert_allclose(d[:, 2], [2, 0, 2, 1], atol=1e-4)
+    assert by_package == ([0, 1, 3] if compression == "zstd" else [])
+    assert main(["freq", "--bgen", str(tmp_path / "t.bgen"), "--out", str(tmp_path / "f")]) == 0
+    assert list(pd.read_csv(tmp_path / "f.freq.tsv", sep="\t").ID) == ["rs1", "rs2", "rs4"]
+    assert "1 multi-allelic variants skipped" in (tmp_path / "f.log").read_text()
 
 
 def test_scan_of_the_bgen_equals_the_bed_scan_apart_from_info(files, tmp_path):
@@ -125,3 +160,28 @@ def test_bad_bgen_inputs_are_one_line(files, tmp_path):
     assert main(["freq", "--bfile", str(files / "tiny"), "--sample", str(files / "tiny_hard8.sample"),
                  "--out", str(tmp_path / "f")]) == 1
     assert not (tmp_path / "f.freq.tsv").exists()
+
+
+def test_bgen_scan_on_a_cluster_and_in_chunks_equals_the_local_scan(files, tmp_path):
+    """Workers reopen FILE.bgen::FILE.sample from the task's source string: a dask.distributed
+    LocalCluster of two processes gives the local file byte for byte, and --chunk parts merge to it."""
+    from distributed import LocalCluster
+
+    pre = str(files / "tiny")
+    assert main(["grm", "--bfile", pre, "--out", str(tmp_path / "g"), "--no-loco"]) == 0
+    assert main(["null", "--grm", str(tmp_path / "g.grm.h5"), "--pheno", f"{pre}.pheno", "--pheno-name", "bt1",
+                 "--out", str(tmp_path / "n")]) == 0
+    base = ["scan", "--bgen", str(files / "tiny_dos16.bgen"), "--sample", str(files / "tiny_dos16.sample"),
+            "--null", str(tmp_path / "n.null.h5"), "--block-size", "50"]
+    assert main(base + ["--out", str(tmp_path / "here")]) == 0
+    here = (tmp_path / "here.bt1.tsv.gz").read_bytes()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      local_directory=str(tmp_path / "dask")) as cluster:
+        assert main(base + ["--out", str(tmp_path / "there"), "--scheduler", cluster.scheduler_address]) == 0
+    assert (tmp_path / "there.bt1.tsv.gz").read_bytes() == here
+    for k in (1, 2):
+        assert main(base + ["--out", str(tmp_path / f"c{k}"), "--chunk", f"{k}/2"]) == 0
+    assert main(["merge", "--results", str(tmp_path / "c1.bt1.tsv.gz"), str(tmp_path / "c2.bt1.tsv.gz"),
+                 "--out", str(tmp_path / "merged.tsv.gz")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged.tsv.gz", sep="\t"),
+                                  pd.read_csv(tmp_path / "here.bt1.tsv.gz", sep="\t"))
