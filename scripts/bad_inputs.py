@@ -42,6 +42,31 @@ def _files(d: Path) -> None:
         shutil.copy(d / f"c{ext}", d / f"short{ext}")
     (d / "short.bim").write_text("\n".join(bim[:-1]) + "\n")
     (d / "results.tsv.gz").write_bytes(gzip.compress(b"CHROM\tGENPOS\tID\tP\n1\t10\tv\t0.5\n"))
+    _dosage_files(d)
+
+
+def _dosage_files(d: Path) -> None:
+    """A .pgen of c's calls with one sample too few in its .psam; a BGEN with no sample IDs and a
+    .sample one line short."""
+    import numpy as np
+    from bgen import BgenWriter
+
+    from gwas_glmm.io.pgen import write_pgen
+    from gwas_glmm.io.plink import PlinkFileset
+
+    fs = PlinkFileset(d / "c")
+    calls = fs.read(variants=np.arange(40)).T
+    write_pgen(d / "short", fs.samples, fs.variants.take(np.arange(40)), [calls], dosages=False)
+    psam = (d / "short.psam").read_text().splitlines()
+    (d / "short.psam").write_text("\n".join(psam[:-1]) + "\n")
+    with BgenWriter(str(d / "noids.bgen"), fs.n_samples, compression="zlib") as out:
+        for j in range(5):
+            probs = np.zeros((fs.n_samples, 3))
+            g = np.nan_to_num(calls[j]).astype(int)
+            probs[np.arange(fs.n_samples), 2 - g] = 1.0
+            out.add_variant(f"v{j}", f"rs{j}", "1", 100 * (j + 1), ["A", "G"], probs)
+    lines = ["ID_1 ID_2 missing", "0 0 0"] + [f"{f} {i} 0" for f, i in _ids(d)]
+    (d / "short.sample").write_text("\n".join(lines[:-1]) + "\n")
 
 
 def _ids(d: Path):
@@ -55,6 +80,10 @@ CASES = [
     ("missing .bed", "freq --bfile nothere --out f"),
     (".bim one line short of the .bed", "freq --bfile short --out f"),
     ("chromosome selection with no variant", "scan --bfile c --null q.null.h5 --out s --chr 99"),
+    (".psam one sample short of the .pgen", "freq --pgen short --out f"),
+    ("BGEN without sample IDs, no --sample", "scan --bgen noids.bgen --null q.null.h5 --out s"),
+    (".sample one line short of the .bgen", "freq --bgen noids.bgen --sample short.sample --out f"),
+    ("--minINFO on hard calls", "freq --bfile c --out f --minINFO 0.3"),
     ("LOCO part missing for a scanned chromosome", "scan --bfile c --null noloco7.null.h5 --out s"),
     ("non-numeric phenotype", "null --grm c.grm.h5 --pheno letters.pheno --out n"),
     ("constant phenotype", "null --grm c.grm.h5 --pheno const.pheno --out n"),

@@ -67,6 +67,7 @@ def test_every_command_gives_the_bed_results_apart_from_info(both, tmp_path):
         tag = flag[2:]
         assert main(["freq", flag, source, "--out", str(tmp_path / f"f_{tag}")]) == 0
         assert main(["grm", flag, source, "--out", str(tmp_path / f"g_{tag}"), "--no-loco"]) == 0
+        assert main(["pca", flag, source, "--out", str(tmp_path / f"p_{tag}"), "--n-pcs", "3"]) == 0
         for name in ("qt", "bt1"):
             assert main(["null", "--grm", str(tmp_path / f"g_{tag}.grm.h5"), "--pheno", f"{pre}.pheno",
                          "--pheno-name", name, "--covar", f"{pre}.covar", "--covar-name", "age", "sex",
@@ -76,6 +77,7 @@ def test_every_command_gives_the_bed_results_apart_from_info(both, tmp_path):
     f_bed, f_pgen = pd.read_csv(tmp_path / "f_bfile.freq.tsv", sep="\t"), pd.read_csv(tmp_path / "f_pgen.freq.tsv", sep="\t")
     assert "INFO" in f_pgen and "INFO" not in f_bed
     pd.testing.assert_frame_equal(f_bed, f_pgen.drop(columns=["INFO"]))
+    assert (tmp_path / "p_bfile.eigenvec").read_bytes() == (tmp_path / "p_pgen.eigenvec").read_bytes()
     for name in ("qt", "bt1"):
         bed = (tmp_path / f"s_bfile.{name}.tsv.gz")
         pgen = (tmp_path / f"s_pgen.{name}.tsv.gz")

@@ -158,9 +158,11 @@ class PgenFileset(DosageFileset):
                 reader = pgenlib.PgenReader(str(self.genotype_path).encode(), raw_sample_ct=self.n_samples,
                                             variant_ct=self.n_variants, allele_idx_offsets=self._offsets)
             except RuntimeError as exc:
+                reason = exc.args[0] if exc.args else exc
+                reason = (reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)).strip()
                 raise InputError(
                     f"{self.genotype_path}: not readable with {self.variant_path} ({self.n_variants} variants) and "
-                    f"{self.sample_path} ({self.n_samples} samples): {str(exc).strip()}; check that the three files "
+                    f"{self.sample_path} ({self.n_samples} samples): {reason}; check that the three files "
                     "belong together (plink2 --make-pgen writes them)") from None
             self._local.reader = reader
         return reader
