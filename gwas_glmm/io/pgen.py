@@ -21,19 +21,14 @@ from .._validation import check_file, first_duplicate
 from ..exceptions import InputError
 from .chrom import normalise_chroms
 from .dosage import DosageFileset
-from .plink import SampleTable, VariantTable, check_unique_variant_ids, read_fam
+from .plink import SampleTable, VariantTable, check_unique_variant_ids, fileset_paths, read_fam
 
 _TEXT_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError)
 
 
 def pgen_paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
     """(.pgen, .pvar, .psam) for a fileset prefix; a path ending in one of them also works."""
-    prefix = str(prefix)
-    for ext in (".pgen", ".pvar", ".psam"):
-        if prefix.endswith(ext):
-            prefix = prefix[: -len(ext)]
-            break
-    return Path(prefix + ".pgen"), Path(prefix + ".pvar"), Path(prefix + ".psam")
+    return fileset_paths(prefix, (".pgen", ".pvar", ".psam"))
 
 
 def _header_lines(path: Path) -> tuple[int, list[str] | None]:

@@ -72,14 +72,19 @@ class VariantTable:
         )
 
 
-def plink_paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
-    """(.bed, .bim, .fam) paths for a fileset prefix; a path ending in .bed/.bim/.fam also works."""
+def fileset_paths(prefix: str | os.PathLike, extensions: tuple[str, ...]) -> tuple[Path, ...]:
+    """A fileset's files for its prefix; a path ending in one of ``extensions`` also works."""
     prefix = str(prefix)
-    for ext in (".bed", ".bim", ".fam"):
+    for ext in extensions:
         if prefix.endswith(ext):
             prefix = prefix[: -len(ext)]
             break
-    return Path(prefix + ".bed"), Path(prefix + ".bim"), Path(prefix + ".fam")
+    return tuple(Path(prefix + ext) for ext in extensions)
+
+
+def plink_paths(prefix: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """(.bed, .bim, .fam) paths for a fileset prefix; a path ending in .bed/.bim/.fam also works."""
+    return fileset_paths(prefix, (".bed", ".bim", ".fam"))
 
 
 def read_columns(path: Path, n_columns: int, what: str, *, more: bool = False) -> pd.DataFrame:
