@@ -281,3 +281,40 @@ def test_dosage_scan_resumes_chunks_and_runs_on_a_cluster_byte_identically(dosag
                       local_directory=str(tmp_path / "dask")) as cluster:
         assert main(base + ["--out", str(tmp_path / "there"), "--scheduler", cluster.scheduler_address]) == 0
     assert (tmp_path / "there.qt.tsv.gz").read_bytes() == whole
+
+
+def test_dosage_scores_match_plink2_glm_without_a_random_effect():
+    """plink2 --glm on the fixture's .pgen dosages (scripts/make_reference/plink2_dosage_glm.sh):
+    with an identity kinship the null has no genetic effect (Sigma = sigma^2 I), so the score
+    test's BETA is the regression coefficient itself (Frisch-Waugh) and its statistic T = (n - p)
+    r^2 gives plink2's t^2 = (n - p - 1) r^2 / (1 - r^2).  Compared on the variants every analysed
+    sample has a dosage for (plink2 drops a missing dosage, the scan imputes it), to plink2's 6
+    printed digits; INFO against plink2's MACH_R2 on all of them."""
+    from conftest import DATA
+
+    from gwas_glmm import Kinship, read_covariates, read_phenotypes
+    from gwas_glmm.gwas.nullfit import fit_null_models
+
+    data = DATA / "bgen"
+    pgen = PgenFileset(data / "tiny")
+    kin = Kinship.from_array(np.eye(pgen.n_samples), iid=list(pgen.samples.iid), fid=list(pgen.samples.fid))
+    pheno = read_phenotypes(data / "tiny.pheno", ["qt"])
+    covar = read_covariates(data / "tiny.covar", ["age", "sex"])
+    nulls, _, fid, iid, _ = fit_null_models(kin, pheno, covar, "gaussian")
+    null = nulls["qt"]
+    rows = [{(f, i): k for k, (f, i) in enumerate(zip(pgen.samples.fid, pgen.samples.iid))}[(f, i)]
+            for f, i in zip(fid, iid)]
+    g, stats, _ = pgen.read_imputed(np.array(rows), np.arange(pgen.n_variants))
+    res = score_test(null, np.asarray(g, dtype=np.float64), spa=False)
+    ref = pd.read_csv(data / "tiny.plink2.qt.glm.linear", sep="\t")
+    assert list(ref.ID) == list(pgen.variants.id) and (ref.A1 == ref.ALT).all()
+    n, p = len(rows), null.x.shape[1]
+    complete = (ref.OBS_CT == n).to_numpy()
+    assert complete.sum() >= 30
+    np.testing.assert_allclose(res.beta[complete], ref.BETA[complete], rtol=2e-5, atol=1e-6)
+    r2 = res.score**2 / res.var / (n - p)
+    t2 = (n - p - 1) * r2 / (1 - r2)
+    np.testing.assert_allclose(np.sqrt(t2[complete]), np.abs(ref.T_STAT[complete]), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.info, ref.MACH_R2, rtol=5e-5, atol=1e-6)
+    np.testing.assert_allclose(stats.a1freq, ref.A1_FREQ, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(stats.n_obs, ref.OBS_CT)
