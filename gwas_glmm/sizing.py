@@ -30,13 +30,17 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ._threads import thread_count
 
 DECODE_RATE = 2.5e8  # genotypes per second per core, .bed -> float32 with statistics (bench_io)
+# a scan's extra core-seconds per sample and variant when the genotypes are dosages, from
+# bench_dosage_scan.py at N = 10,000 x 200,000 (2 threads): .pgen 14.5 s and 8-bit zlib .bgen
+# 21.0 s against the .bed's 12.5 s
+DOSAGE_DECODE_SECONDS = {"bed": 0.0, "pgen": 2e-9, "bgen": 8.5e-9}
 DISK_WRITE_RATE = 2.0e8  # bytes per second, sustained writeback (bench_grm's LOCO run)
 N_CHROMOSOMES = 22
 PQL_ITERATIONS = 12
@@ -266,16 +270,18 @@ def estimate_null_sparse(n: int, p: int, k: int, *, family: str, sizes: np.ndarr
 
 def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int, threads: int, p: int,
                   speed: MachineSpeed, base: int, loco_parts: int = 0, calibrated: bool = False,
-                  sparse_nnz: float | None = None) -> Estimate:
+                  sparse_nnz: float | None = None, genotype_format: str = "bed") -> Estimate:
     """``calibrated``: the null file has every LOCO part's fast-mode ratio, so a fast scan reads
     only the top FAST_RANK eigenvectors at most (no n x n matrix) and factorises nothing.
     ``sparse_nnz``: the null models were fitted on a sparse GRM and Sigma^-1 = W^T W has this
-    many non-zeros in W: the exact variance costs 2 nnz(W) + 4 n p flops a variant and phenotype."""
+    many non-zeros in W: the exact variance costs 2 nnz(W) + 4 n p flops a variant and phenotype.
+    ``genotype_format``: bed, pgen or bgen (dosages cost more to decode: DOSAGE_DECODE_SECONDS)."""
     from .gwas.null import FAST_RANK
 
     if sparse_nnz is not None:
-        return _estimate_scan_sparse(n, m, families, block=block, threads=threads, p=p, speed=speed, base=base,
-                                     w_nnz=sparse_nnz)
+        estimate = _estimate_scan_sparse(n, m, families, block=block, threads=threads, p=p, speed=speed, base=base,
+                                         w_nnz=sparse_nnz)
+        return _with_dosages(estimate, n, m, genotype_format, min(threads, speed.cores))
     nn, k = float(n) * n, len(families)
     gaussian = sum(f == "gaussian" for f in families)
     light = mode == "fast" and calibrated
@@ -311,7 +317,16 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
         detail.append(f"LOCO: {loco_parts} chromosome(s), Sigma_c factorised once per chromosome and phenotype, "
                       f"{_size(loco_memory)} for those built and held (--no-loco to skip)")
     memory = base + nulls + inflight + loco_memory
-    return Estimate("scan", memory, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)
+    estimate = Estimate("scan", memory, disk, seconds, flops, n * m / 4.0 + nulls + loco_bytes, detail)
+    return _with_dosages(estimate, n, m, genotype_format, min(threads, speed.cores))
+
+
+def _with_dosages(estimate: Estimate, n: int, m: int, genotype_format: str, cores: int) -> Estimate:
+    extra = DOSAGE_DECODE_SECONDS.get(genotype_format, 0.0) * n * m / cores
+    if not extra:
+        return estimate
+    return replace(estimate, seconds=estimate.seconds + extra,
+                   detail=[*estimate.detail, f"{genotype_format} dosages: about {extra:.0f} s more decoding than a .bed"])
 
 
 def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, threads: int, p: int,

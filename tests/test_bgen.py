@@ -185,3 +185,22 @@ def test_bgen_scan_on_a_cluster_and_in_chunks_equals_the_local_scan(files, tmp_p
                  "--out", str(tmp_path / "merged.tsv.gz")]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "merged.tsv.gz", sep="\t"),
                                   pd.read_csv(tmp_path / "here.bt1.tsv.gz", sep="\t"))
+
+
+def test_dry_run_counts_the_dosage_decoding(files, tmp_path):
+    """scan --dry-run on a .bgen adds its measured decoding cost (sizing.DOSAGE_DECODE_SECONDS)."""
+    from gwas_glmm import sizing
+
+    speed = sizing.MachineSpeed(sgemm=1e11, dgemm=5e10, cores=2)
+    kw = dict(mode="fast", block=1024, threads=2, p=3, speed=speed, base=0)
+    bed = sizing.estimate_scan(100_000, 1_000_000, ["gaussian"], **kw)
+    bgen = sizing.estimate_scan(100_000, 1_000_000, ["gaussian"], genotype_format="bgen", **kw)
+    assert bgen.seconds - bed.seconds == pytest.approx(8.5e-9 * 1e11 / 2)
+    assert "bgen dosages" in bgen.detail[-1] and bgen.memory == bed.memory
+    pre = str(files / "tiny")
+    assert main(["grm", "--bfile", pre, "--out", str(tmp_path / "g"), "--no-loco"]) == 0
+    assert main(["null", "--grm", str(tmp_path / "g.grm.h5"), "--pheno", f"{pre}.pheno", "--pheno-name", "qt",
+                 "--out", str(tmp_path / "n")]) == 0
+    assert main(["scan", "--bgen", str(files / "tiny_hard8.bgen"), "--sample", str(files / "tiny_hard8.sample"),
+                 "--null", str(tmp_path / "n.null.h5"), "--out", str(tmp_path / "s"), "--dry-run"]) == 0
+    assert "bgen dosages: about" in (tmp_path / "s.log").read_text()

@@ -215,7 +215,8 @@ def run_scan(args: argparse.Namespace) -> None:
                                         speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
                                         loco_parts=0 if args.no_loco else head.loco_parts,
                                         calibrated=head.calibrated and not args.no_loco,
-                                        sparse_nnz=head.whitener_nnz if head.sparse and mode == "exact" else None)
+                                        sparse_nnz=head.whitener_nnz if head.sparse and mode == "exact" else None,
+                                        genotype_format=fileset.format)
         print_estimate(estimate)
         if args.cluster:
             from ..gwas.cluster import job_script

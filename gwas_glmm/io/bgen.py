@@ -98,6 +98,8 @@ def _read_variants(reader) -> tuple[VariantTable, np.ndarray, np.ndarray]:
 class BgenFileset(DosageFileset):
     """An opened, checked .bgen (with its .sample when given)."""
 
+    format = "bgen"
+
     def __init__(self, path: str | os.PathLike, *, sample: str | os.PathLike | None = None,
                  num_threads: int | None = None):
         from bgen import BgenReader

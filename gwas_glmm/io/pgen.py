@@ -123,6 +123,8 @@ class PgenFileset(DosageFileset):
     """An opened, checked PLINK 2 fileset.  Each thread reads through a pgenlib reader of its own
     (a reader holds buffers and a file position)."""
 
+    format = "pgen"
+
     def __init__(self, prefix: str | os.PathLike, *, num_threads: int | None = None):
         self.genotype_path, self.variant_path, self.sample_path = pgen_paths(prefix)
         check_file(self.genotype_path, ".pgen file")

@@ -229,6 +229,7 @@ class GenotypeFileset:
     num_threads: int | None = None
     multiallelic: np.ndarray | None = None
     dosages: bool = False
+    format = "bed"  # bed, pgen or bgen
     iid_only: bool = False  # the sample file has no FID column: samples are matched by IID
 
     @property
