@@ -146,6 +146,8 @@ def run_condition(python: str, env: dict, prefix: Path, work: Path, tag: str, n:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
         times[name] = measure([python, "-m", "gwas_glmm", *args], env=env)["seconds"]
         print(f"  {tag:>14} {name:<12} {times[name]:8.2f} s  (load average {os.getloadavg()[0]:.1f})", flush=True)
+    for done in work.glob(f"*_{tag}*.h5"):  # a GRM with LOCO parts is 23 n^2 x 4 bytes: 9 GB at n = 10,000
+        done.unlink()
     if fits:
         for which in ("cbpp", "grouse", "poisson"):
             result = measure([python, "-c", FIT, which], env=env)
