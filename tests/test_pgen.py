@@ -175,6 +175,10 @@ def test_psam_without_fid_matches_by_iid(both, tmp_path):
 
     pos = sample_positions(fs, ["other"] * 3, list(frame.IID[[5, 0, 9]]))
     assert list(pos) == [5, 0, 9]
+    from gwas_glmm.exceptions import AlignmentError
+
+    with pytest.raises(AlignmentError, match="matched by IID, but the null model has IID"):
+        sample_positions(fs, ["F1", "F2"], [frame.IID[5], frame.IID[5]])  # two families' sample "5": one genotype
 
 
 def test_multiallelic_variants_are_listed_and_skipped(both, tmp_path):

@@ -91,6 +91,12 @@ def sample_positions(fileset: GenotypeFileset, fid, iid) -> np.ndarray:
     """Each null-model sample's position in the fileset, by FID and IID (IID alone where the
     fileset's sample file has no FID column)."""
     if fileset.iid_only:
+        seen: dict[str, str] = {}
+        for f, i in zip(fid, iid):
+            if seen.setdefault(str(i), str(f)) != str(f):
+                raise AlignmentError(f"{fileset.sample_path} has no FID column, so samples are matched by IID, but the "
+                                     f"null model has IID {i} in families {seen[str(i)]} and {f}; give the genotype "
+                                     "file's samples FIDs (a .psam with #FID, or --sample for a .bgen)")
         lookup = {i: k for k, i in enumerate(fileset.samples.iid)}
         pos = np.array([lookup.get(str(i), -1) for i in iid], dtype=np.int64)
     else:
