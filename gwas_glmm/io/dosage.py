@@ -50,22 +50,11 @@ class DosageFileset(GenotypeFileset):
         out[out < 0] = np.nan
         return out.T
 
-    def read_imputed(self, samples: np.ndarray | None, variants: np.ndarray, *, out: np.ndarray | None = None,
-                     missing: bool = False):
-        """As :meth:`gwas_glmm.io.plink.PlinkFileset.read_imputed`, from dosages; the stats also
+    def _decode_imputed(self, variants: np.ndarray, gather: np.ndarray, dosages: np.ndarray, mask: np.ndarray):
+        """The reader's dosages of ``variants``, gathered, counted and mean-imputed; the stats also
         hold the squares that give INFO."""
         from ..genotype._decode_numba import impute_dosages
         from ..genotype.stats import VariantStats
 
-        variants = np.asarray(variants, dtype=np.int64)
-        n = self.n_samples if samples is None else len(samples)
-        gather = np.empty(0, np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
-        if n == self.n_samples and np.array_equal(gather, np.arange(n)):
-            gather = np.empty(0, np.int64)
-        rows = self._rows(variants)
-        size = len(variants) * n
-        buf = np.empty(size, np.float32) if out is None else out.reshape(-1)[:size]
-        dosages = buf.reshape(len(variants), n)
-        mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
-        n_obs, total, squares = impute_dosages(rows, gather, dosages, mask)
-        return dosages.T, VariantStats(n_obs, total, n, squares=squares), (mask.T if missing else None)
+        n_obs, total, squares = impute_dosages(self._rows(variants), gather, dosages, mask)
+        return VariantStats(n_obs, total, dosages.shape[1], squares=squares)

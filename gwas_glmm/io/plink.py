@@ -251,6 +251,32 @@ class GenotypeFileset:
     def read(self, samples=None, variants=None) -> np.ndarray:
         raise NotImplementedError
 
+    def _decode_imputed(self, variants: np.ndarray, gather: np.ndarray, dosages: np.ndarray, mask: np.ndarray):
+        """Fill ``dosages`` (variants, samples) with the variants' mean-imputed dosages at the file
+        positions ``gather`` (empty: every sample in file order), ``mask`` with the missing calls
+        unless it has no columns; return their VariantStats."""
+        raise NotImplementedError
+
+    def read_imputed(self, samples: np.ndarray | None, variants: np.ndarray, *, out: np.ndarray | None = None,
+                     missing: bool = False):
+        """(dosages, stats, missing mask) of ``variants`` (integer positions) at ``samples``
+        (file positions, None for all), decoded in one numba pass: the dosages a (samples,
+        variants) float32 Fortran array with each missing call mean-imputed, stats a
+        :class:`~gwas_glmm.genotype.stats.VariantStats` of the calls before imputation, the mask a
+        (samples, variants) bool array if ``missing`` else None.  ``out``: a float32 buffer of at
+        least samples x variants elements to decode into (the dosages are then a view of it)."""
+        variants = np.asarray(variants, dtype=np.int64)
+        n = self.n_samples if samples is None else len(samples)
+        gather = np.empty(0, np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
+        if n == self.n_samples and np.array_equal(gather, np.arange(n)):
+            gather = np.empty(0, np.int64)  # every sample in file order: no gather
+        size = len(variants) * n
+        buf = np.empty(size, np.float32) if out is None else out.reshape(-1)[:size]
+        dosages = buf.reshape(len(variants), n)
+        mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
+        stats = self._decode_imputed(variants, gather, dosages, mask)
+        return dosages.T, stats, (mask.T if missing else None)
+
     def iter_reads(
         self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -332,29 +358,13 @@ class PlinkFileset(GenotypeFileset):
             index=(samples, variants), dtype=np.float32, order="F", num_threads=self.num_threads
         )
 
-    def read_imputed(self, samples: np.ndarray | None, variants: np.ndarray, *, out: np.ndarray | None = None,
-                     missing: bool = False):
-        """(dosages, stats, missing mask) of ``variants`` (integer positions) at ``samples``
-        (.fam positions, None for all), decoded from the .bed bytes in one numba pass: the dosages
-        a (samples, variants) float32 Fortran array with each missing call mean-imputed, stats a
-        :class:`~gwas_glmm.genotype.stats.VariantStats` of the calls before imputation, the mask a
-        (samples, variants) bool array if ``missing`` else None.  ``out``: a float32 buffer of at
-        least samples x variants elements to decode into (the dosages are then a view of it)."""
+    def _decode_imputed(self, variants: np.ndarray, gather: np.ndarray, dosages: np.ndarray, mask: np.ndarray):
+        """The .bed bytes of ``variants`` decoded, counted and mean-imputed in one numba pass."""
         from ..genotype._decode_numba import byte_table, decode_impute
         from ..genotype.stats import VariantStats
 
-        variants = np.asarray(variants, dtype=np.int64)
-        n = self.n_samples if samples is None else len(samples)
-        gather = np.empty(0, np.int64) if samples is None else np.asarray(samples, dtype=np.int64)
-        if n == self.n_samples and np.array_equal(gather, np.arange(n)):
-            gather = np.empty(0, np.int64)  # every sample in .fam order: no gather
-        raw = self._raw_rows(variants)
-        size = len(variants) * n
-        buf = np.empty(size, np.float32) if out is None else out.reshape(-1)[:size]
-        dosages = buf.reshape(len(variants), n)
-        mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
-        n_obs, total = decode_impute(raw, gather, byte_table(), dosages, mask)
-        return dosages.T, VariantStats(n_obs, total, n), (mask.T if missing else None)
+        n_obs, total = decode_impute(self._raw_rows(variants), gather, byte_table(), dosages, mask)
+        return VariantStats(n_obs, total, dosages.shape[1])
 
     def __del__(self):
         fd = self.__dict__.get("_bed_fd")
