@@ -206,15 +206,25 @@ class DensePlan:
     pieces: int = 1
 
 
-def dense_plan(n: int) -> DensePlan:
+_LAST_PROBE: list[float] = []  # [when (monotonic seconds), free CPUs then]
+
+
+def dense_plan(n: int, max_age: float = 0.0) -> DensePlan:
     """One thread when n < 1,000 (on 2 cores a 500 x 500 eigendecomposition took 0.026 s on one
     thread and 0.047 s on two); all allowed threads when at least 1.5 of the allowed CPUs are idle;
     otherwise (another process holds them, and each of our threads would wait at every barrier
-    for a core it does not get) one BLAS thread, and the allowed count of independent pieces."""
+    for a core it does not get) one BLAS thread, and the allowed count of independent pieces.
+    ``max_age``: reuse a probe made less than that many seconds ago (a loop of factorisations
+    that each take less than the probe's 50 ms would otherwise spend most of its time probing)."""
     count = allowance().count
     if count == 1 or n < DENSE_THREADS_FROM:
         return DensePlan(1)
-    return DensePlan(count) if free_cpus() >= 1.5 else DensePlan(1, count)
+    if _LAST_PROBE and time.monotonic() - _LAST_PROBE[0] < max_age:
+        free = _LAST_PROBE[1]
+    else:
+        free = free_cpus()
+        _LAST_PROBE[:] = [time.monotonic(), free]
+    return DensePlan(count) if free >= 1.5 else DensePlan(1, count)
 
 
 def dense_threads(n: int) -> int:

@@ -7,8 +7,8 @@ n samples, m variants, b variants per block, p covariates, t threads, k phenotyp
   memory n^2 (8 + 4 + 8 [+ 4 + 4 + 4 with LOCO]) bytes, the eigendecomposition ~9 n^3 flops and
   3 n^2 doubles more; disk n^2 (8 + 4) [+ 22 n^2 4 with LOCO] [+ n^2 8 eigenvectors].
 * null: Gaussian: two products with the eigenvectors per phenotype (4 n^2 p flops), memory the
-  matrix and its eigenvectors; PQL: ~12 AI-REML iterations of a Cholesky factorisation and a
-  solve (n^3 / 3 + 2 n^3 flops), memory ~6 n^2 doubles; LOCO: one n^3 / 3 factorisation per
+  matrix and its eigenvectors; PQL: ~12 AI-REML iterations of two Cholesky factorisations and
+  the diagonal of Sigma^-1 (n^3 flops in all), memory ~6 n^2 doubles; LOCO: one n^3 / 3 factorisation per
   chromosome and phenotype, one LOCO matrix in memory at a time.
 * scan: exact: 2 n^2 m flops per phenotype; fast: 2 n m (200 + p) flops per phenotype
   (Gaussian) or 4 n m p (PQL); memory the null models (n^2 doubles for the shared eigenvectors,
@@ -221,7 +221,7 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
         detail = [f"Gaussian REML in the eigenbasis, {k} phenotype(s); eigendecomposition "
                   + ("computed for the kept samples (once per distinct sample set)" if decompose else "reused")]
     else:
-        flops = PQL_ITERATIONS * (n**3 / 3.0 + 2.0 * n**3) * k
+        flops = PQL_ITERATIONS * n**3 * k  # two n^3/3 factorisations and diag(Sigma^-1), n^3/3
         memory = loaded + nn * 8 * 6
         disk = nn * 8 * k
         detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations of an n^3 factorisation"]

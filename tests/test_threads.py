@@ -12,7 +12,7 @@ import scipy.linalg
 from threadpoolctl import threadpool_info
 
 from gwas_glmm import _threads, load_kinship, read_covariates, read_phenotypes
-from gwas_glmm._blas import eigh_in_pieces
+from gwas_glmm._blas import cholesky_in_pieces, eigh_in_pieces, inverse_diagonal
 from gwas_glmm.cli import main
 from gwas_glmm.gwas import nullfit
 
@@ -21,7 +21,9 @@ from gwas_glmm.gwas import nullfit
 def restore_threads():
     """Every test leaves the process's thread settings as the suite found them."""
     before = numba.get_num_threads()
+    _threads._LAST_PROBE.clear()
     yield
+    _threads._LAST_PROBE.clear()
     _threads.configure(None)
     numba.set_num_threads(before)
 
@@ -139,6 +141,80 @@ def test_eigendecomposition_under_contention_gives_the_idle_result(monkeypatch):
     np.testing.assert_allclose(busy.values, idle.values, rtol=0, atol=1e-10)
     np.testing.assert_allclose(busy.reconstruct(), idle.reconstruct(), atol=1e-10)
     assert (busy.rank, busy.n_clipped) == (idle.rank, idle.n_clipped)
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 3])
+def test_cholesky_in_pieces_equals_lapack(pieces):
+    rng = np.random.default_rng(pieces)
+    n = 700  # panels of 256 and a last one of 188
+    z = rng.standard_normal((n, 300))
+    a = z @ z.T / 300 + np.diag(rng.uniform(0.05, 0.5, n))
+    expected = np.linalg.cholesky(a)
+    for order in ("C", "F"):
+        got = cholesky_in_pieces(np.array(a, order=order), pieces)
+        assert got.flags.f_contiguous
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    bad = a.copy()
+    bad[400, 400] = -1.0
+    with pytest.raises(np.linalg.LinAlgError, match="info 401"):
+        cholesky_in_pieces(bad, pieces)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_inverse_diagonal_is_the_diagonal_of_the_inverse(workers):
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((600, 200))
+    a = z @ z.T / 200 + np.eye(600)
+    chol = np.asfortranarray(np.linalg.cholesky(a))
+    np.testing.assert_allclose(inverse_diagonal(chol, workers), np.diag(np.linalg.inv(a)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("taus", [[0.7], [0.5, 0.2], [1e-9]])
+def test_pql_traces_equal_the_brute_force_traces(taus):
+    """The AI-REML step's traces from the diagonal of Sigma^-1 (one K) or from Sigma^-1 (several K,
+    or tau near 0) equal tr(Sigma^-1 C) computed by explicit inversion."""
+    from gwas_glmm.mixed.pql import DenseSigma
+
+    rng = np.random.default_rng(11)
+    n = 1100  # above the size at which the factorisation may run in pieces
+    mats = []
+    for _ in taus:
+        z = rng.standard_normal((n, 150))
+        mats.append(z @ z.T / 150)
+    w = rng.uniform(0.05, 0.25, n)  # binomial working weights
+    sigma = DenseSigma(w, 1.0, np.array(taus), mats)
+    inverse = np.linalg.inv(np.diag(1.0 / w) + sum(t * k for t, k in zip(taus, mats)))
+    expected = [np.sum(np.diag(inverse) / w)] + [np.sum(inverse * k) for k in mats]
+    np.testing.assert_allclose(sigma.component_traces(), expected, rtol=1e-9)
+
+
+def test_pql_fit_under_contention_gives_the_idle_result(monkeypatch):
+    """When the probe finds the CPUs taken, every factorisation of the PQL fit runs in pieces, and
+    the fit is the idle one to rounding."""
+    import gwas_glmm._blas as blas
+    from gwas_glmm.mixed.pql import fit_pql
+
+    rng = np.random.default_rng(3)
+    n = 1100
+    z = rng.standard_normal((n, 200))
+    k = z @ z.T / 200
+    x = np.column_stack([np.ones(n), rng.standard_normal(n)])
+    eta = -1 + 0.3 * x[:, 1] + z[:, :50] @ rng.standard_normal(50) * 0.1
+    y = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    monkeypatch.setattr(_threads, "allowance", lambda: _threads.CpuAllowance(2, "test"))
+    monkeypatch.setattr(_threads, "free_cpus", lambda interval=0.05: 2.0)
+    idle = fit_pql(y, x, [("grm", k)], "binomial")
+    calls = []
+    real = blas.cholesky_in_pieces
+    monkeypatch.setattr(blas, "cholesky_in_pieces", lambda a, p: calls.append(p) or real(a, p))
+    monkeypatch.setattr(_threads, "free_cpus", lambda interval=0.05: 0.3)
+    _threads._LAST_PROBE.clear()
+    busy = fit_pql(y, x, [("grm", k)], "binomial")
+    assert calls and set(calls) == {2}
+    assert busy.n_evaluations == idle.n_evaluations
+    np.testing.assert_allclose(busy.beta, idle.beta, rtol=1e-10)
+    np.testing.assert_allclose(busy.theta, idle.theta, rtol=1e-10)
+    np.testing.assert_allclose(busy.extra["working"].py, idle.extra["working"].py, rtol=1e-8, atol=1e-12)
 
 
 def test_free_cpus_is_a_share_of_the_allowed_cpus():

@@ -126,9 +126,10 @@ def fit_null(y, x, kinship: Kinship | dict[str, Kinship], family: str = "gaussia
     names (the user's covariates), for messages about collinearity and separation.
 
     Gaussian traits: exact REML in the kinship's eigenbasis (decomposed here if the kinship has no
-    decomposition for these samples), or with ``eigen=False`` REML by AI-REML with one Cholesky
-    factorisation per iteration (n^3/3 flops, plus about 2 n^3 for tr(P K): 5 to 10 iterations cost
-    more than one 9 n^3 decomposition, so this route is for when no decomposition is wanted).
+    decomposition for these samples), or with ``eigen=False`` REML by AI-REML with two Cholesky
+    factorisations per iteration and the diagonal of Sigma^-1 for the traces (n^3 flops in all:
+    5 to 10 iterations cost about one 9 n^3 decomposition, which is then reused by every
+    phenotype, so this route is for when no decomposition is wanted).
 
     Several known covariances (``kinship`` a dict name -> Kinship, e.g. a GRM and a household or
     spatial matrix): Sigma = phi W^-1 + sum_j tau_j K_j, fitted by PQL/AI-REML (AI-REML for

@@ -43,8 +43,8 @@ def fit_null_models(kin: Kinship, pheno, covar, family: str, *, names=None, loco
     fitted on those where it is observed (its model's ``index``), so a sample missing one trait
     still counts for the others.  Gaussian phenotypes observed in all the kinship's samples reuse
     its stored eigendecomposition; a subset is decomposed once for every Gaussian phenotype
-    observed on exactly it (9 n^3 flops: cheaper than Cholesky AI-REML, whose tr(P K) costs about
-    2.3 n^3 per iteration).  A phenotype whose fit fails is reported and skipped.
+    observed on exactly it (9 n^3 flops, shared by those phenotypes: Cholesky AI-REML costs n^3 per
+    iteration and phenotype).  A phenotype whose fit fails is reported and skipped.
 
     ``sparse``: ``kin`` is a sparse GRM fitted by blocks of related samples (:mod:`gwas.sparse_null`;
     ``block_memory`` bounds a block's bytes); every phenotyped sample must be in it.
