@@ -31,6 +31,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(
         "kinship.store": ["add_eigen", "load_kinship", "save_kinship"],
         "mixed": ["GlmmResult", "GroupTerm", "KnownCovTerm", "fit_glmm", "olre"],
         "mixed.formula": ["glmm"],  # the formula front end: gwas_glmm.glmm("y ~ x + (1 | g)", data=df)
+        "mixed.marginal": ["predict", "standardize"],  # also as fit.predict(...) and fit.standardize(...)
         "simulate": ["SimulatedCohort", "SimulationConfig", "simulate_cohort"],
     },
 )

@@ -71,3 +71,174 @@ def test_formula_errors_are_one_line():
         gg.glmm("Reaction ~ Days + (1 | Subject)", s, family="gama")
     with pytest.raises(InputError, match="covariance given for id"):
         gg.glmm("Reaction ~ Days + (1 | Subject)", s, covariance={"id": gg.Kinship.from_array(np.eye(2))})
+
+
+def test_terms_sharing_a_grouping_factor_keep_both_modes():
+    """Two terms on one grouping factor are two results, named as lme4 names them (``Subject``,
+    ``Subject.1``): the intercepts' modes were once overwritten by the slopes'.  Reference: lme4,
+    ``lmer(Reaction ~ Days + (Days || Subject), sleepstudy)`` (scripts/make_reference/r_glmm.R),
+    the same model as the two terms written out; ``(Days || Subject)`` here is one term with a
+    diagonal covariance, whose two columns must equal the two terms' modes."""
+    d = load_dataset("sleepstudy")
+    fit = gg.glmm("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", data=d)
+    assert [c.group for c in fit.components] == ["Subject", "Subject.1"]
+    assert set(fit.random_effects) == {"Subject", "Subject.1"} == set(fit.conditional_se)
+    ref = pd.read_csv(DATA / "r" / "sleepstudy_uncorr_reml.tsv", sep="\t")
+    sd = dict(zip(ref.name, ref.estimate))
+    np.testing.assert_allclose([c.sd[0] for c in fit.components], [sd["Subject:(Intercept)"], sd["Subject.1:Days"]],
+                               rtol=1e-3)
+    np.testing.assert_allclose(fit.sigma, sd["Residual:NA"], rtol=1e-3)
+    np.testing.assert_allclose(fit.beta, ref.estimate[:2], rtol=1e-4)
+    levels, intercepts = fit.random_effects["Subject"]
+    levels_1, slopes = fit.random_effects["Subject.1"]
+    assert list(levels) == list(levels_1)
+    assert not np.allclose(intercepts, slopes)
+    one_term = gg.glmm("Reaction ~ Days + (Days || Subject)", data=d)
+    both = np.column_stack([intercepts[:, 0], slopes[:, 0]])
+    np.testing.assert_allclose(one_term.random_effects["Subject"][1], both, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(np.column_stack([fit.conditional_se["Subject"][:, 0], fit.conditional_se["Subject.1"][:, 0]]),
+                               one_term.conditional_se["Subject"], rtol=1e-4)
+    # the two terms' modes together give the model's random part, Z b = A(theta) u
+    terms = fit.extra["terms"]
+    row = {str(v): k for k, v in enumerate(levels)}
+    codes = np.array([row[str(s)] for s in d.Subject])
+    np.testing.assert_allclose(intercepts[codes, 0] + slopes[codes, 0] * d.Days.to_numpy(),
+                               np.asarray(terms.design(fit.theta) @ fit.u).ravel(), atol=1e-8)
+    assert fit.variance_shares().keys() == {"Subject", "Subject.1", "Residual"}
+
+
+def test_unique_names_follow_make_unique():
+    from gwas_glmm.mixed.terms import unique_names
+
+    assert unique_names(["study", "study", "herd"]) == ["study", "study.1", "herd"]
+    assert unique_names(["a", "a", "a.1", "a"]) == ["a", "a.2", "a.1", "a.3"]
+
+
+def test_summary_reads_as_lme4s():
+    """A linear mixed model is headed as one with its REML criterion (lme4 1.1: 1743.6 for
+    ``Reaction ~ Days + (Days | Subject)``), p-values under 2e-16 print as ``<2e-16``, and the
+    columns stay aligned for long names."""
+    d = load_dataset("sleepstudy").rename(columns={"Days": "days_of_sleep_deprivation"})
+    text = gg.glmm("Reaction ~ days_of_sleep_deprivation + (days_of_sleep_deprivation | Subject)", data=d).summary()
+    lines = text.splitlines()
+    assert lines[0] == "Linear mixed model fit by REML"
+    assert lines[1] == "REML criterion at convergence: 1743.6"
+    fixed = lines[lines.index("Fixed effects:") + 1:]
+    assert fixed[1].startswith(" (Intercept) ") and fixed[1].endswith("<2e-16")
+    assert fixed[2].startswith(" days_of_sleep_deprivation ")
+    assert len({len(line) for line in fixed[:3]}) == 1  # header and rows end in the same column
+    random = lines[lines.index("Random effects:") + 1:lines.index("Random effects:") + 5]
+    assert random[2].split()[0] == "days_of_sleep_deprivation" and "0.07" in random[2]  # lme4: Corr 0.07
+    ml = gg.glmm("Reaction ~ days_of_sleep_deprivation + (1 | Subject)", data=d, method="ML").summary()
+    assert ml.splitlines()[0] == "Linear mixed model fit by maximum likelihood" and "AIC" in ml
+    glmm_text = gg.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", data=load_dataset("cbpp"),
+                        family="binomial").summary()
+    assert glmm_text.startswith("Generalized linear mixed model fit by Laplace [binomial(logit)]")
+
+
+@pytest.fixture(scope="module")
+def cbpp_named():
+    d = load_dataset("cbpp")
+    d["period"] = d.period.astype(str)
+    return d, gg.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", data=d, family="binomial")
+
+
+def test_named_results_as_lme4_gives_them(cbpp_named):
+    d, fit = cbpp_named
+    fixef = fit.fixef
+    assert list(fixef.index) == fit.coef_names and np.array_equal(fixef.to_numpy(), fit.beta)
+    assert fit.params is not None and fit.params.equals(fixef)
+    assert fit.coef("period2") == fit.coef("period[T.2]") == fixef["period[T.2]"]  # R's spelling and ours
+    with pytest.raises(KeyError, match="period9"):
+        fit.coef("period9")
+    vcov = fit.vcov
+    assert list(vcov.columns) == fit.coef_names and np.array_equal(vcov.to_numpy(), fit.cov_beta)
+    ranef = fit.ranef(condVar=True)
+    herd = ranef["herd"]
+    assert herd.index.name == "herd" and list(herd.columns) == ["(Intercept)"]
+    assert list(herd.index) == list(range(1, 16))  # numbers in numeric order
+    assert herd.attrs["postVar"].shape == (15, 1, 1)
+    np.testing.assert_allclose(herd.attrs["condsd"].to_numpy(), fit.conditional_se["herd"])
+    cov_theta = fit.cov_theta
+    assert list(cov_theta.index) == fit.theta_names == ["herd.(Intercept)"]
+    assert cov_theta.iloc[0, 0] > 0
+
+
+def test_levels_keep_their_natural_order():
+    rng = np.random.default_rng(2)
+    g = np.repeat(np.arange(1, 13), 6)  # 1..12: as strings 10, 11, 12 would come before 2
+    df = pd.DataFrame({"g": g, "y": rng.normal(size=12)[g - 1] + rng.normal(size=g.size)})
+    fit = gg.glmm("y ~ 1 + (1 | g)", df)
+    assert list(fit.ranef()["g"].index) == list(range(1, 13))
+    df["c"] = pd.Categorical(df.g.map(lambda v: f"L{v}"), categories=[f"L{v}" for v in range(12, 0, -1)])
+    fit_c = gg.glmm("y ~ 1 + (1 | c)", df)
+    assert list(fit_c.ranef()["c"].index) == [f"L{v}" for v in range(12, 0, -1)]  # the categorical's order
+    np.testing.assert_allclose(fit_c.ranef()["c"].to_numpy()[::-1], fit.ranef()["g"].to_numpy(), atol=1e-8)
+    # predictions for new rows find their levels whatever the order
+    np.testing.assert_allclose(fit.predict(df.head(8)), fit.predict()[:8], atol=1e-10)
+    np.testing.assert_allclose(fit_c.predict(df.head(8)), fit.predict()[:8], atol=1e-6)
+
+
+def test_lme4_argument_spellings(cbpp_named):
+    d, fit = cbpp_named
+    sleep = load_dataset("sleepstudy")
+    ml = gg.glmm("Reaction ~ Days + (Days | Subject)", sleep, method="ML")
+    assert gg.glmm("Reaction ~ Days + (Days | Subject)", sleep, REML=False).loglik == pytest.approx(ml.loglik, abs=1e-9)
+    with pytest.raises(InputError, match="disagree"):
+        gg.glmm("Reaction ~ Days + (Days | Subject)", sleep, REML=True, method="ML")
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    agq = gg.glmm(formula, d, family="binomial", n_agq=5)
+    assert gg.glmm(formula, d, family="binomial", nAGQ=5).loglik == pytest.approx(agq.loglik, abs=1e-9)
+    with pytest.raises(InputError, match="nAGQ=0"):
+        gg.glmm(formula, d, family="binomial", nAGQ=0)
+    probit = gg.glmm(formula, d, family="binomial", link="probit")
+    for spelling in ("binomial(link = 'probit')", 'binomial(link="probit")', "binomial('probit')"):
+        np.testing.assert_allclose(gg.glmm(formula, d, family=spelling).beta, probit.beta, rtol=1e-9)
+    with pytest.raises(InputError, match="disagree"):
+        gg.glmm(formula, d, family="binomial(link = 'probit')", link="logit")
+
+
+def test_prediction_and_standardization_from_the_package_and_the_fit(cbpp_named):
+    from gwas_glmm.mixed import marginal
+
+    d, fit = cbpp_named
+    assert gg.predict is marginal.predict and gg.standardize is marginal.standardize
+    np.testing.assert_allclose(fit.predict(type="marginal"), marginal.predict(fit, type="marginal"))
+    via_fit = fit.standardize("period", "4", "1")
+    assert via_fit.risk_difference == marginal.standardize(fit, "period", "4", "1").risk_difference
+
+
+def test_pql_from_the_formula_is_the_working_models_reml_fixed_point(cbpp_named):
+    """``method="PQL"``: at convergence tau maximises the REML likelihood of the working LMM
+    y~ ~ N(X beta, W^-1 + tau Z Z'), beta is its GLS estimate and the herd modes are tau Z' P y~,
+    all computed here by brute force with explicit inverses."""
+    from scipy import optimize
+
+    d, laplace = cbpp_named
+    fit = gg.glmm("cbind(incidence, size - incidence) ~ period + (1 | herd)", d, family="binomial", method="PQL")
+    assert fit.method == "PQL" and fit.converged
+    wm = fit.extra["working"]
+    x = fit.extra["x"]
+    z = (d.herd.to_numpy()[:, None] == np.arange(1, 16)[None, :]).astype(float)
+    k = z @ z.T
+
+    def neg_reml(tau):
+        v = np.diag(1 / wm.w) + tau * k
+        vi = np.linalg.inv(v)
+        xvx = x.T @ vi @ x
+        p = vi - vi @ x @ np.linalg.solve(xvx, x.T @ vi)
+        return 0.5 * (np.linalg.slogdet(v)[1] + np.linalg.slogdet(xvx)[1] + wm.y_work @ p @ wm.y_work)
+
+    best = optimize.minimize_scalar(neg_reml, bounds=(1e-6, 10), method="bounded", options={"xatol": 1e-10})
+    tau = fit.components[0].covariance[0, 0]
+    assert tau == pytest.approx(best.x, rel=1e-4)
+    vi = np.linalg.inv(np.diag(1 / wm.w) + tau * k)
+    beta = np.linalg.solve(x.T @ vi @ x, x.T @ vi @ wm.y_work)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-6)
+    modes = tau * z.T @ vi @ (wm.y_work - x @ beta)
+    np.testing.assert_allclose(fit.ranef()["herd"].to_numpy()[:, 0], modes, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(fit.beta, laplace.beta, atol=0.1)  # PQL is near the Laplace fit, not equal
+    with pytest.raises(InputError, match="non-Gaussian"):
+        gg.glmm("Reaction ~ Days + (1 | Subject)", load_dataset("sleepstudy"), method="PQL")
+    with pytest.raises(InputError, match="split the term"):
+        gg.glmm("cbind(incidence, size - incidence) ~ period + (period | herd)", d, family="binomial", method="PQL")

@@ -8,6 +8,7 @@ import pytest
 from scipy import integrate, special, stats
 
 import gwas_glmm as gg
+from gwas_glmm.datasets import load as load_dataset
 from gwas_glmm.mixed.marginal import predict, standardize
 
 
@@ -82,3 +83,44 @@ def test_lmm_conditional_sd_equals_dense_posterior():
     np.testing.assert_allclose(fit.conditional_se["g"][:, 0], np.sqrt(np.diag(post_cov)), rtol=1e-6)
     post_mean = post_cov @ z.T @ (df.y.to_numpy() - fit.beta[0]) / s2
     np.testing.assert_allclose(fit.random_effects["g"][1][:, 0], post_mean, rtol=1e-6)
+
+
+def test_condvar_of_correlated_slopes_equals_dense_posterior():
+    """lme4's ``ranef(fit, condVar = TRUE)`` for ``(Days | Subject)``: each level's 2 x 2
+    conditional covariance, against the dense posterior (Z' Z / sigma^2 + G^-1)^-1 at the fitted
+    parameters (conditional on beta, as lme4's)."""
+    d = load_dataset("sleepstudy")
+    fit = gg.glmm("Reaction ~ Days + (Days | Subject)", d)
+    levels, _ = fit.random_effects["Subject"]
+    row = {str(v): k for k, v in enumerate(levels)}
+    codes = np.array([row[str(s)] for s in d.Subject])
+    n_lev = len(levels)
+    z = np.zeros((len(d), 2 * n_lev))
+    z[np.arange(len(d)), 2 * codes] = 1.0
+    z[np.arange(len(d)), 2 * codes + 1] = d.Days.to_numpy()
+    g = np.kron(np.eye(n_lev), fit.components[0].covariance)
+    post = np.linalg.inv(z.T @ z / fit.sigma**2 + np.linalg.inv(g))
+    blocks = np.array([post[2 * k:2 * k + 2, 2 * k:2 * k + 2] for k in range(n_lev)])
+    np.testing.assert_allclose(fit.conditional_cov["Subject"], blocks, rtol=1e-6)
+    np.testing.assert_allclose(fit.conditional_se["Subject"], np.sqrt(blocks[:, [0, 1], [0, 1]]), rtol=1e-6)
+
+
+def test_known_covariance_lmm_has_conditional_sds():
+    """The eigenbasis path of a Gaussian model with one known covariance gives the conditional
+    SDs too (it once left them empty): against s_g K - s_g K V^-1 s_g K, V = s_g K + sigma^2 I."""
+    from gwas_glmm import Kinship
+    from gwas_glmm.mixed import KnownCovTerm, fit_glmm
+
+    rng = np.random.default_rng(8)
+    n = 60
+    z = rng.standard_normal((n, 30))
+    k = z @ z.T / 30
+    ids = [f"s{i}" for i in range(n)]
+    kin = Kinship.from_array(k, iid=ids).decompose()
+    y = np.linalg.cholesky(k + 1e-9 * np.eye(n)) @ rng.standard_normal(n) + rng.standard_normal(n)
+    fit = fit_glmm(y, np.ones((n, 1)), [KnownCovTerm.from_kinship("grm", ids, kin)])
+    assert fit.extra.get("eigen_path")
+    s_g, s2 = fit.components[0].covariance[0, 0], fit.sigma**2
+    v = s_g * k + s2 * np.eye(n)
+    post = s_g * k - s_g * k @ np.linalg.solve(v, s_g * k)
+    np.testing.assert_allclose(fit.conditional_se["grm"][:, 0], np.sqrt(np.diag(post)), rtol=1e-6)

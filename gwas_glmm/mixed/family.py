@@ -8,6 +8,8 @@ factory; an unknown name lists the valid ones.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from scipy import special
 
@@ -332,11 +334,28 @@ ALIASES = {"normal": "gaussian", "nbinom2": "negbin", "negative_binomial": "negb
 DEFAULT_LINK = {"gaussian": "identity", "binomial": "logit", "poisson": "log", "negbin": "log"}
 
 
+_R_FAMILY = re.compile(r"""\s*([A-Za-z_.0-9]+)\s*\(\s*(?:link\s*=\s*)?["']?([A-Za-z]*)["']?\s*\)\s*""")
+
+
+def _r_call(family: str, link: str | None) -> tuple[str, str | None]:
+    """R's spelling of a family, ``binomial(link = "probit")``, ``binomial("probit")`` or
+    ``poisson()``, as (name, link); a plain name unchanged."""
+    match = _R_FAMILY.fullmatch(family)
+    if match is None:
+        return family.strip(), link
+    name, inner = match.group(1), match.group(2) or None
+    if link is not None and inner is not None and link != inner:
+        raise InputError(f"family {family!r} and link {link!r} disagree; give the link once")
+    return name, link or inner
+
+
 def get_family(family: str | Family, link: str | None = None) -> Family:
-    """A family by name ('gaussian', 'binomial', 'poisson', 'negbin'), with an optional link."""
+    """A family by name ('gaussian', 'binomial', 'poisson', 'negbin'; R's ``binomial(link =
+    "probit")`` too), with an optional link."""
     if isinstance(family, Family):
         return family
-    name = ALIASES.get(str(family).lower(), str(family).lower())
+    family, link = _r_call(str(family), link)
+    name = ALIASES.get(family.lower(), family.lower())
     if name not in FAMILIES:
         raise InputError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
     link = link or DEFAULT_LINK[name]

@@ -26,8 +26,9 @@ import pandas as pd
 from .._progress import get_logger
 from ..exceptions import InputError
 from ..kinship import Kinship
-from .model import fit_glmm
-from .results import GlmmResult
+from .family import get_family
+from .model import _ranef, fit_glmm
+from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, encode
 
 log = get_logger("glmm")
@@ -102,8 +103,23 @@ def _group_codes(data: pd.DataFrame, group: str):
         if c not in data.columns:
             raise InputError(f"the formula names grouping factor {c!r}, which is not a column of the data; "
                              f"columns are: {', '.join(map(str, data.columns))}")
-    values = data[cols[0]].astype(str) if len(cols) == 1 else data[cols].astype(str).agg(":".join, axis=1)
-    return encode(values.to_numpy(), group)
+    parts = [_natural_codes(data[c], c) for c in cols]
+    if len(parts) == 1:
+        return parts[0]
+    combos, codes = np.unique(np.column_stack([p[0] for p in parts]), axis=0, return_inverse=True)
+    levels = np.array([":".join(str(parts[j][1][k]) for j, k in enumerate(combo)) for combo in combos], dtype=object)
+    return codes.ravel().astype(np.int64), levels
+
+
+def _natural_codes(column: pd.Series, name: str):
+    """(codes, levels) of one grouping column with its levels in their natural order, as R's
+    factor(): a categorical's own order, numbers numerically (Subject 308 < 1000, not as
+    strings), anything else as sorted strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.cat.remove_unused_categories()
+        return column.cat.codes.to_numpy().astype(np.int64), np.asarray(column.cat.categories, dtype=object)
+    values = column.to_numpy()
+    return encode(values if values.dtype.kind in "biuf" else values.astype(str), name)
 
 
 def _as_kinship(name: str, value) -> Kinship:
@@ -182,8 +198,14 @@ def model_frame(formula: str, data: pd.DataFrame, *, covariance: dict | None = N
 
 
 def glmm(formula: str, data: pd.DataFrame, family: str = "gaussian", link: str | None = None, *,
-         covariance: dict | None = None, weights=None, method: str | None = None, n_agq: int = 1) -> GlmmResult:
+         covariance: dict | None = None, weights=None, method: str | None = None, n_agq: int = 1,
+         REML: bool | None = None, nAGQ: int | None = None) -> GlmmResult:  # noqa: N803 (lme4's spellings)
     """Fit a GLMM from an lme4-style formula and a DataFrame (see the module docstring).
+
+    lme4's spellings are accepted where they mean the same: ``REML=False`` (``method="ML"``),
+    ``nAGQ=k`` (``n_agq=k``), ``family="binomial(link = 'probit')"``.  ``method="PQL"``:
+    penalized quasi-likelihood (GMMAT's and MASS::glmmPQL's approach) for non-Gaussian families,
+    with random intercepts, single uncorrelated slopes and known covariances.
 
     >>> import pandas as pd, numpy as np
     >>> rng = np.random.default_rng(0)
@@ -195,10 +217,71 @@ def glmm(formula: str, data: pd.DataFrame, family: str = "gaussian", link: str |
     """
     if not isinstance(data, pd.DataFrame):
         raise InputError("data must be a pandas DataFrame")
+    method, n_agq = _lme4_arguments(method, n_agq, REML, nAGQ)
     frame = model_frame(formula, data, covariance=covariance)
     w = frame.weights if weights is None else frame.weights * np.asarray(weights, dtype=float)
-    fit = fit_glmm(frame.y, frame.x, frame.terms, family, link, weights=w, offset=frame.offset, method=method,
-                   coef_names=frame.coef_names, n_agq=n_agq)
+    if method is not None and method.upper() == "PQL":
+        fit = _fit_pql_frame(frame, family, link, w)
+    else:
+        fit = fit_glmm(frame.y, frame.x, frame.terms, family, link, weights=w, offset=frame.offset, method=method,
+                       coef_names=frame.coef_names, n_agq=n_agq)
     fit.extra["frame"] = frame
     fit.extra["formula"] = formula
+    return fit
+
+
+def _lme4_arguments(method, n_agq, reml, n_agq_r) -> tuple[str | None, int]:
+    """(method, n_agq) from ours and lme4's spellings, refusing a contradiction."""
+    if reml is not None:
+        wanted = "REML" if reml else "ML"
+        if method is not None and method.upper() != wanted:
+            raise InputError(f"REML={reml} and method={method!r} disagree; give one of them")
+        method = wanted
+    if n_agq_r is not None:
+        if int(n_agq_r) == 0:
+            raise InputError("nAGQ=0 (lme4's quick fit with the fixed effects inside the penalized least squares) is "
+                             "not offered: the default nAGQ=1 (Laplace) starts from that fit and refines it")
+        if n_agq != 1 and n_agq != int(n_agq_r):
+            raise InputError(f"nAGQ={n_agq_r} and n_agq={n_agq} disagree; give one of them")
+        n_agq = int(n_agq_r)
+    return method, n_agq
+
+
+PQL_MAX_N = 20_000  # the formula's PQL forms each term's n x n covariance
+
+
+def _fit_pql_frame(frame: ModelFrame, family, link, weights) -> GlmmResult:
+    """PQL/AI-REML with each random-effect term as a known n x n covariance: a random intercept
+    (or a single slope x) on groups is K_ij = x_i x_j [g_i = g_j]; the modes per level follow
+    from P y~ as b = tau A^T P y~ (A the term's design)."""
+    from .pql import fit_pql
+    from .terms import TermSet
+
+    fam = get_family(family, link)
+    if fam.name == "gaussian":
+        raise InputError("PQL is for non-Gaussian families; a Gaussian model is fitted exactly by REML or ML")
+    n = len(frame.y)
+    if n > PQL_MAX_N:
+        raise InputError(f"method='PQL' from a formula forms n x n covariances, and n = {n:,} is above "
+                         f"{PQL_MAX_N:,}; use the Laplace method (the default)")
+    terms = TermSet(frame.terms, n)
+    mats = []
+    for key, term in zip(terms.keys, terms.terms):
+        if isinstance(term, GroupTerm):
+            if term.p != 1:
+                raise InputError(f"PQL takes random intercepts, single slopes and known covariances; split the term "
+                                 f"of {term.name!r} with || (uncorrelated) or use the Laplace method")
+            z = term.x[:, 0]
+            mats.append((key, (term.codes[:, None] == term.codes[None, :]) * np.outer(z, z)))
+        else:
+            mats.append((key, term.obs_covariance()))
+    fit = fit_pql(frame.y, frame.x, mats, fam, weights=weights, offset=frame.offset, coef_names=frame.coef_names)
+    py = fit.extra["working"].py
+    ones = np.ones(terms.n_theta)
+    fit.u = np.concatenate([np.sqrt(t) * np.asarray(term.design(ones[s]).T @ py).ravel()
+                            for t, term, s in zip(fit.extra["working"].tau, terms.terms, terms.theta_slices)])
+    fit.components = [VarianceComponent(c.group, list(term.coef_names), c.covariance)
+                      for c, term in zip(fit.components, terms.terms)]
+    fit.random_effects = _ranef(terms, fit.theta, fit.u)
+    fit.extra["terms"] = terms
     return fit

@@ -81,10 +81,10 @@ def _re_contribution(fit: GlmmResult, data) -> np.ndarray:
     if data is None:
         return np.asarray(terms.design(fit.theta) @ fit.u)
     out = np.zeros(len(data))
-    for term in terms.terms:
+    for key, term in zip(terms.keys, terms.terms):
         if term.p != 1 or list(term.coef_names) != ["(Intercept)"]:
             raise InputError("predictions with random slopes for new data are not supported yet")
-        levels, effects = fit.random_effects[term.name]
+        levels, effects = fit.random_effects[key]
         lookup = {str(v): k for k, v in enumerate(levels)}
         cols = term.name.split(":")
         keys = data[cols].astype(str).agg(":".join, axis=1) if len(cols) > 1 else data[cols[0]].astype(str)
@@ -131,7 +131,7 @@ def standardize(fit: GlmmResult, variable: str, treated, control, *, level: floa
         scenario = frame.data.copy()
         scenario[variable] = pd.Series([value] * len(scenario), index=scenario.index).astype(frame.data[variable].dtype)
         designs.append(_design(fit, scenario))
-    gaussian = fit.sigma is not None
+    beta_only = fit.sigma is not None or "cov_params" not in fit.extra  # PQL: the variances taken as known
     nt = len(fit.theta)
     p = len(fit.beta)
 
@@ -140,7 +140,7 @@ def standardize(fit: GlmmResult, variable: str, treated, control, *, level: floa
         return np.array([_mean_over_re(fam, x @ beta + off, var).mean() for x, off in designs])
 
     m1, m0 = means(fit.theta, fit.beta)
-    if gaussian:
+    if beta_only:
         params, cov = fit.beta, fit.cov_beta
 
         def f(par):

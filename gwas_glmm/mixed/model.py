@@ -9,7 +9,7 @@ import numpy as np
 from .._threads import fit_threads
 from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
-from .conditional import conditional_sd
+from .conditional import conditional_cov, conditional_sd
 from .family import Family, get_family
 from .laplace import agq_deviance, fast_path_code, glm_start, known_cov_path, pirls, pirls_fast, pirls_known
 from .lmm import EigenLmm, lmm_deviance, optimize_theta
@@ -42,14 +42,14 @@ def _check_arrays(y, x, weights, offset, coef_names):
 
 
 def _components(terms: TermSet, theta, scale: float) -> list[VarianceComponent]:
-    return [VarianceComponent(t.name, list(t.coef_names), t.covariance(theta[s], scale))
-            for t, s in zip(terms.terms, terms.theta_slices)]
+    return [VarianceComponent(key, list(t.coef_names), t.covariance(theta[s], scale))
+            for key, t, s in zip(terms.keys, terms.terms, terms.theta_slices)]
 
 
 def _ranef(terms: TermSet, theta, u) -> dict:
     """Conditional modes b = Lambda u per term: name -> (levels, (L, p) array)."""
-    return {t.name: (t.levels, t.effects(theta[s], ut))
-            for t, s, ut in zip(terms.terms, terms.theta_slices, terms.split_u(u))}
+    return {key: (t.levels, t.effects(theta[s], ut))
+            for key, t, s, ut in zip(terms.keys, terms.terms, terms.theta_slices, terms.split_u(u))}
 
 
 def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | None = None, *,
@@ -119,7 +119,8 @@ def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
         n_params=p + terms.n_theta + 1, n_obs=n, sigma=float(np.sqrt(sigma2)), u=sol.u,
         n_evaluations=int(res.nfev), converged=bool(res.success) or res.status == 0)
     result.random_effects = _ranef(terms, theta, sol.u)
-    result.conditional_se = conditional_sd(terms, theta, sol.factor, sigma2)
+    result.conditional_cov = conditional_cov(terms, theta, sol.factor, sigma2)
+    result.conditional_se = conditional_sd(result.conditional_cov)
     result.extra.update(terms=terms, x=x, offset=np.zeros(n), family_object=get_family("gaussian"))
     _boundary_warnings(result, terms, theta)
     return result
@@ -143,7 +144,11 @@ def _fit_lmm_eigen(y, x, term: KnownCovTerm, reml: bool, names) -> GlmmResult:
     # conditional modes of g, one per level (K's row order): s_g K V^-1 r, in the eigenbasis
     r_t = model.yt - model.xt @ beta
     g_rows = term.eigen.vectors @ (model.s / (model.s + delta) * r_t)
-    result.random_effects = {term.name: (term.levels, g_rows[:, None])}
+    result.random_effects = {terms.keys[0]: (term.levels, g_rows[:, None])}
+    # Cov(g | y, beta) = s_g U diag(s delta / (s + delta)) U^T (lme4's condVar); its diagonal, O(n^2)
+    cond_var = (term.eigen.vectors ** 2) @ (s_g * model.s * delta / (model.s + delta))
+    result.conditional_cov = {terms.keys[0]: cond_var[:, None, None]}
+    result.conditional_se = conditional_sd(result.conditional_cov)
     result.extra.update(terms=terms, x=x, family_object=get_family("gaussian"), eigen_path=True, delta=delta)
     # spherical u with g = theta * U_+ sqrt(S_+) u (U orthonormal): u = S_+^-1/2 U_+^T g / theta, O(n^2)
     k = term.first_positive
@@ -304,7 +309,8 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         dispersion=fam.theta if fam.has_theta else None, n_evaluations=state["evals"],
         converged=bool(res.success) or res.status == 0)
     result.random_effects = _ranef(terms, theta, state_u)
-    result.conditional_se = conditional_sd(terms, theta, final[4], 1.0) if final is not None else {}
+    result.conditional_cov = conditional_cov(terms, theta, final[4], 1.0) if final is not None else {}
+    result.conditional_se = conditional_sd(result.conditional_cov)
     result.extra.update(hessian=hess, cov_params=cov_all, terms=terms, x=x, offset=offset, family_object=fam)
     _boundary_warnings(result, terms, theta)
     return result

@@ -30,6 +30,7 @@ from ..exceptions import ConvergenceWarning, InputError
 from .family import Family, get_family
 from .laplace import glm_start
 from .results import GlmmResult, VarianceComponent
+from .terms import unique_names
 
 
 @dataclass
@@ -161,7 +162,7 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
     offset = np.zeros(n) if offset is None else np.asarray(offset, dtype=float)
     fam.check_y(y, weights, "response")
     check_full_rank(x, list(coef_names or [f"x{k}" for k in range(p)]))
-    names = [k[0] for k in kinships]
+    names = unique_names([k[0] for k in kinships])
     mats = [k[1] if scipy.sparse.issparse(k[1]) else np.asarray(k[1], dtype=float) for k in kinships]
     for name, k in zip(names, mats):
         if k.shape != (n, n):

@@ -179,11 +179,37 @@ def olre(n: int, name: str = "obs") -> GroupTerm:
     return GroupTerm(name, np.arange(n), np.arange(n), np.ones((n, 1)), ["(Intercept)"])
 
 
+def unique_names(names) -> list[str]:
+    """Names made unique as lme4 (R's ``make.unique``) does for terms that share a grouping factor:
+    ``(1 | study) + (0 + treatment | study)`` gives ``study`` and ``study.1``."""
+    seen: dict[str, int] = {}
+    taken = set(names)
+    out = []
+    for name in names:
+        if name not in seen:
+            seen[name] = 0
+            out.append(name)
+            continue
+        k = seen[name]
+        while True:
+            k += 1
+            candidate = f"{name}.{k}"
+            if candidate not in taken:
+                break
+        seen[name] = k
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
 class TermSet:
-    """The terms of one model: theta layout, bounds, and A(theta) = [Z_1 Lambda_1, ...]."""
+    """The terms of one model: theta layout, bounds, and A(theta) = [Z_1 Lambda_1, ...].
+    ``keys``: each term's name in the results (its grouping factor, made unique by
+    :func:`unique_names` when two terms share one)."""
 
     def __init__(self, terms: list, n: int):
         self.terms = list(terms)
+        self.keys = unique_names([t.name for t in self.terms])
         for t in self.terms:
             if len(t.codes) != n:
                 raise InputError(f"random-effect term {t.name!r} has {len(t.codes)} rows, the data {n}")
