@@ -45,15 +45,51 @@ def test_hard_call_bgen_reads_as_the_bed(files, name):
     np.testing.assert_array_equal(s1.allele1_count, s2.allele1_count)
 
 
-def test_kernel_decodes_as_the_bgen_package(files):
+def test_kernel_decodes_as_the_bgen_package(files, monkeypatch):
     """The numba layout-2 decoder against the package's own dosages on 16-bit imputed dosages."""
     bgen = BgenFileset(files / "tiny_dos16.bgen", sample=files / "tiny_dos16.sample")
     fast = bgen.read().copy()
+    fast_spread = bgen._spread_buffer(bgen.n_variants).copy()
     package = np.empty((bgen.n_variants, bgen.n_samples), np.float32)
+    package_spread = np.empty_like(package)
     for k in range(bgen.n_variants):
-        bgen._package_row(k, package[k])
+        bgen._package_row(k, package[k], package_spread[k])
     package[package < 0] = np.nan
     np.testing.assert_allclose(fast, package.T, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(fast_spread, package_spread, rtol=0, atol=1e-5)
+    assert fast_spread.max() > 0.1  # real probabilities, not calls
+    # runs cut at any size (one block a read at the smallest) and variants out of order read the same
+    import gwas_glmm.io.bgen as bgen_module
+
+    some = np.array([5, 6, 7, 40, 3, 399, 398])
+    for limit in (1, 3000, bgen_module.READ_BYTES):
+        monkeypatch.setattr(bgen_module, "READ_BYTES", limit)
+        np.testing.assert_array_equal(bgen.read(variants=some), fast[:, some])
+
+
+def test_bgen_info_is_impute_info_from_the_probabilities(files):
+    """REGENIE's INFO for BGEN input is IMPUTE's info, 1 - sum_i Var(g_i) / (2 N p (1 - p)) over
+    the analysis samples with a call, Var(g_i) = P(AB) + 4 P(BB) - E[g_i]^2: here against that
+    formula on the ``bgen`` package's probabilities for a subset of samples; the .pgen (dosages
+    only) keeps MaCH's Rsq, which differs."""
+    from bgen import BgenReader
+
+    bgen = BgenFileset(files / "tiny_dos16.bgen", sample=files / "tiny_dos16.sample")
+    samples = np.arange(3, bgen.n_samples, 2)
+    _, stats, _ = bgen.read_imputed(samples, np.arange(bgen.n_variants))
+    reader = BgenReader(str(files / "tiny_dos16.bgen"), delay_parsing=True)
+    expected = []
+    for k in range(bgen.n_variants):
+        prob = reader[k].probabilities[samples].astype(np.float64)
+        prob = prob[~np.isnan(prob).any(axis=1)]
+        mean = prob[:, 1] + 2 * prob[:, 2]
+        variance = prob[:, 1] + 4 * prob[:, 2] - mean**2
+        theta = mean.mean() / 2
+        expected.append(1 - variance.sum() / (2 * len(prob) * theta * (1 - theta)) if 0 < theta < 1 else np.nan)
+    np.testing.assert_allclose(stats.info, expected, rtol=0, atol=2e-4)
+    assert np.nanmin(stats.info) < 0.9  # imputed, not hard calls
+    _, pgen_stats, _ = PgenFileset(files / "tiny").read_imputed(samples, np.arange(bgen.n_variants))
+    assert not np.allclose(stats.info, pgen_stats.info, equal_nan=True)  # MaCH's Rsq for the .pgen
 
 
 def test_dosage_bgen_reads_the_pgen_dosages_to_16_bits(files):
@@ -86,7 +122,8 @@ def test_dosages_by_ploidy_and_phase_and_multiallelic_variants_skipped(tmp_path,
     fs = BgenFileset(tmp_path / "t.bgen")
     by_package = []
     original = BgenFileset._package_row
-    monkeypatch.setattr(BgenFileset, "_package_row", lambda self, k, out: by_package.append(k) or original(self, k, out))
+    monkeypatch.setattr(BgenFileset, "_package_row",
+                        lambda self, k, out, spread: by_package.append(k) or original(self, k, out, spread))
     assert list(fs.variants.id) == ["rs1", "rs2", "rs3", "rs4"] and list(fs.variants.allele1) == ["G", "G", "G", "G"]
     assert list(np.flatnonzero(fs.multiallelic)) == [2]
     d = fs.read(variants=np.array([0, 1, 3]))
@@ -95,6 +132,10 @@ def test_dosages_by_ploidy_and_phase_and_multiallelic_variants_skipped(tmp_path,
     np.testing.assert_allclose(d[:, 1], [1, 2, 0.5, 0], atol=1e-4)
     np.testing.assert_allclose(d[:, 2], [2, 0, 2, 1], atol=1e-4)
     assert by_package == ([0, 1, 3] if compression == "zstd" else [])
+    # each sample's genotype variance (IMPUTE's info), by the kernel or the package alike
+    by_package.clear()
+    fs.read_imputed(None, np.array([0, 1, 3]))
+    np.testing.assert_allclose(fs._spread_buffer(3), [[0, 0.49, 0, 0], [0, 0, 0.25, 0], [0, 0, 0, 0]], atol=1e-4)
     assert main(["freq", "--bgen", str(tmp_path / "t.bgen"), "--out", str(tmp_path / "f")]) == 0
     assert list(pd.read_csv(tmp_path / "f.freq.tsv", sep="\t").ID) == ["rs1", "rs2", "rs4"]
     assert "1 multi-allelic variants skipped" in (tmp_path / "f.log").read_text()

@@ -45,7 +45,8 @@ def _add_variant_filters(p: argparse.ArgumentParser, *, maf: float = 0.0, geno: 
                    help=f"maximum missing-call rate per variant (default {geno})")
     if info:
         g.add_argument("--minINFO", dest="min_info", type=float, default=0.0, metavar="INFO",
-                       help="minimum imputation INFO (MaCH Rsq of the dosages), --pgen/--bgen only (REGENIE's flag)")
+                       help="minimum imputation INFO (.bgen: IMPUTE info; .pgen: MaCH Rsq), --pgen/--bgen only "
+                            "(REGENIE's flag)")
     g.add_argument("--keep", metavar="FILE", help="keep the samples (FID IID) listed in FILE")
     g.add_argument("--block-size", type=int, default=2048, metavar="M",
                    help="variants per streamed block (memory ~ 8 x samples x M bytes)")

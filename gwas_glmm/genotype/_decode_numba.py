@@ -121,3 +121,24 @@ def impute_dosages(rows, samples, out, missing):
         if n_missing:
             _impute(col, acc, n_missing, missing[j], with_missing)
     return n_obs, total, squares
+
+
+@jit(parallel=True, fastmath=True)
+def gathered_sums(rows, samples, n):
+    """Per row of ``rows`` (variants, file samples) float32, the sum over ``samples`` (or the
+    first ``n`` in order when empty), in float64: the BGEN reader's per-sample genotype variances
+    summed over the analysis samples (IMPUTE's info)."""
+    m = rows.shape[0]
+    gather = samples.shape[0] > 0
+    out = np.empty(m, dtype=np.float64)
+    for j in numba.prange(m):
+        row = rows[j]
+        acc = 0.0
+        if gather:
+            for i in range(n):
+                acc += row[samples[i]]
+        else:
+            for i in range(n):
+                acc += row[i]
+        out[j] = acc
+    return out

@@ -29,20 +29,27 @@ class VariantStats:
     n_samples: int
     allele_number: np.ndarray | None = None
     squares: np.ndarray | None = None
+    spread: np.ndarray | None = None
 
     @property
     def info(self) -> np.ndarray | None:
-        """Imputation quality, MaCH's Rsq (as plink2 ``--freq cols=+machr2`` and REGENIE's INFO for
-        .pgen): the variance of the dosages over the calls divided by 2p(1-p), p the ALLELE1
-        frequency; 1 for hard calls in Hardy-Weinberg proportions, near 0 for a variant imputed
-        with no information.  NaN where p is 0 or 1; None without dosages."""
+        """Imputation quality as REGENIE reports it for the format.  With ``spread`` (BGEN: the sum
+        over the calls of each sample's genotype variance given its probabilities) IMPUTE's
+        info, 1 - spread / (2 N p (1 - p)); otherwise (.pgen, which stores dosages only) MaCH's
+        Rsq (plink2 ``--freq cols=+machr2``), the variance of the dosages over the calls divided
+        by 2p(1-p).  p is the ALLELE1 frequency over the N calls.  Both are 1 for certain calls
+        and near 0 for a variant imputed with no information.  NaN where p is 0 or 1; None
+        without dosages."""
         if self.squares is None:
             return None
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.allele1_count / self.n_obs
-            variance = self.squares / self.n_obs - mean**2
             expected = mean * (1 - mean / 2)
-            return np.where((self.n_obs > 0) & (expected > 0), np.maximum(variance, 0.0) / expected, np.nan)
+            if self.spread is not None:
+                value = 1.0 - self.spread / (self.n_obs * expected)
+            else:
+                value = np.maximum(self.squares / self.n_obs - mean**2, 0.0) / expected
+            return np.where((self.n_obs > 0) & (expected > 0), value, np.nan)
 
     @property
     def alleles(self) -> np.ndarray:
@@ -77,7 +84,8 @@ class VariantStats:
     def take(self, index) -> VariantStats:
         return VariantStats(self.n_obs[index], self.allele1_count[index], self.n_samples,
                             None if self.allele_number is None else self.allele_number[index],
-                            None if self.squares is None else self.squares[index])
+                            None if self.squares is None else self.squares[index],
+                            None if self.spread is None else self.spread[index])
 
     @classmethod
     def concat(cls, parts: list[VariantStats], n_samples: int) -> VariantStats:
@@ -85,12 +93,14 @@ class VariantStats:
             return cls(np.zeros(0, np.int64), np.zeros(0), n_samples)
         numbers = None if all(p.allele_number is None for p in parts) else np.concatenate([p.alleles for p in parts])
         squares = None if any(p.squares is None for p in parts) else np.concatenate([p.squares for p in parts])
+        spread = None if any(p.spread is None for p in parts) else np.concatenate([p.spread for p in parts])
         return cls(
             np.concatenate([p.n_obs for p in parts]),
             np.concatenate([p.allele1_count for p in parts]),
             n_samples,
             numbers,
             squares,
+            spread,
         )
 
 

@@ -32,11 +32,13 @@ class DosageFileset(GenotypeFileset):
         this thread's (:meth:`_row_buffer`), valid until its next call."""
         raise NotImplementedError
 
-    def _row_buffer(self, n_variants: int) -> np.ndarray:
+    def _row_buffer(self, n_variants: int, name: str = "rows") -> np.ndarray:
+        """This thread's (n_variants, file samples) float32 buffer ``name``, grown as needed."""
         size = n_variants * self.n_samples
-        buf = getattr(self._local, "rows", None)
+        buf = getattr(self._local, name, None)
         if buf is None or buf.size < size:
-            buf = self._local.rows = np.empty(size, np.float32)
+            buf = np.empty(size, np.float32)
+            setattr(self._local, name, buf)
         return buf[:size].reshape(n_variants, self.n_samples)
 
     def read(self, samples=None, variants=None) -> np.ndarray:
