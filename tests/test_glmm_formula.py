@@ -238,6 +238,8 @@ def test_pql_from_the_formula_is_the_working_models_reml_fixed_point(cbpp_named)
     modes = tau * z.T @ vi @ (wm.y_work - x @ beta)
     np.testing.assert_allclose(fit.ranef()["herd"].to_numpy()[:, 0], modes, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(fit.beta, laplace.beta, atol=0.1)  # PQL is near the Laplace fit, not equal
+    with pytest.raises(ValueError, match="PQL fits have none"):
+        fit.ranef(condVar=True)
     with pytest.raises(InputError, match="non-Gaussian"):
         gg.glmm("Reaction ~ Days + (1 | Subject)", load_dataset("sleepstudy"), method="PQL")
     with pytest.raises(InputError, match="split the term"):

@@ -161,8 +161,9 @@ class GlmmResult:
             frame = pd.DataFrame(modes, index=pd.Index(levels, name=key), columns=columns)
             if condVar:
                 if key not in self.conditional_cov:
-                    raise ValueError(f"no conditional covariances for {key!r}: the model has more random-effect "
-                                     "coefficients than the dense inverse allows (MAX_DENSE)")
+                    raise ValueError(f"no conditional covariances for {key!r} in this fit: PQL fits have none, nor "
+                                     "models with more random-effect coefficients than the dense inverse allows "
+                                     "(mixed.conditional.MAX_DENSE)")
                 frame.attrs["postVar"] = self.conditional_cov[key]
                 frame.attrs["condsd"] = pd.DataFrame(self.conditional_se[key], index=frame.index, columns=columns)
             out[key] = frame
