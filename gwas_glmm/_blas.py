@@ -17,17 +17,25 @@ from functools import cache
 
 import numpy as np
 
+_INT, _DOUBLE = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
+_CHAR, _PTR = ctypes.c_char_p, ctypes.c_void_p
+# each routine's Fortran arguments (all by reference), and where scipy exports it
+_SIGNATURES = {
+    "dtrsm": ("blas", (_CHAR, _CHAR, _CHAR, _CHAR, _INT, _INT, _DOUBLE, _PTR, _INT, _PTR, _INT)),
+    "dsyrk": ("blas", (_CHAR, _CHAR, _INT, _INT, _DOUBLE, _PTR, _INT, _DOUBLE, _PTR, _INT)),
+    "dgemm": ("blas", (_CHAR, _CHAR, _INT, _INT, _INT, _DOUBLE, _PTR, _INT, _PTR, _INT, _DOUBLE, _PTR, _INT)),
+    "dpotrf": ("lapack", (_CHAR, _INT, _PTR, _INT, _INT)),
+    "dormtr": ("lapack", (_CHAR, _CHAR, _CHAR, _INT, _INT, _PTR, _INT, _PTR, _PTR, _INT, _PTR, _INT, _INT)),
+}
+
 
 @cache
-def _function(name: str, *args):
+def _function(name: str):
+    """BLAS/LAPACK routine ``name`` at the address scipy exports for Cython, callable via ctypes."""
     from numba.extending import get_cython_function_address
 
-    module = "scipy.linalg.cython_blas" if name in ("dtrsm", "dsyrk", "dgemm") else "scipy.linalg.cython_lapack"
-    return ctypes.CFUNCTYPE(None, *args)(get_cython_function_address(module, name))
-
-
-_INT, _DOUBLE = ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_double)
-_CHAR = ctypes.c_char_p
+    library, args = _SIGNATURES[name]
+    return ctypes.CFUNCTYPE(None, *args)(get_cython_function_address(f"scipy.linalg.cython_{library}", name))
 
 
 def cholesky_lower(a: np.ndarray) -> np.ndarray:
@@ -40,8 +48,7 @@ def cholesky_lower(a: np.ndarray) -> np.ndarray:
         raise ValueError("cholesky_lower needs a square, contiguous float64 matrix")
     f = a if a.flags.f_contiguous else a.T  # symmetric: its transpose is the same matrix
     size, info = ctypes.c_int(n), ctypes.c_int(0)
-    _function("dpotrf", _CHAR, _INT, ctypes.c_void_p, _INT, _INT)(
-        b"L", ctypes.byref(size), f.ctypes.data, ctypes.byref(size), ctypes.byref(info))
+    _function("dpotrf")(b"L", ctypes.byref(size), f.ctypes.data, ctypes.byref(size), ctypes.byref(info))
     if info.value:
         raise np.linalg.LinAlgError(f"the matrix is not positive definite (LAPACK dpotrf info {info.value})")
     _clear_upper(f)  # the upper triangle still holds the matrix
@@ -62,8 +69,7 @@ def solve_lower(chol: np.ndarray, b: np.ndarray) -> np.ndarray:
     else:  # a C-ordered lower factor is, read column-major, its transpose: upper
         a, uplo, trans = np.ascontiguousarray(chol, dtype=np.float64), b"U", b"T"
     rows, cols, one = ctypes.c_int(n), ctypes.c_int(out.shape[1]), ctypes.c_double(1.0)
-    dtrsm = _function("dtrsm", _CHAR, _CHAR, _CHAR, _CHAR, _INT, _INT, _DOUBLE, ctypes.c_void_p, _INT,
-                      ctypes.c_void_p, _INT)
+    dtrsm = _function("dtrsm")
     dtrsm(b"L", uplo, trans, b"N", ctypes.byref(rows), ctypes.byref(cols), ctypes.byref(one),
           a.ctypes.data, ctypes.byref(rows), out.ctypes.data, ctypes.byref(rows))
     return out
@@ -74,8 +80,7 @@ def _apply_q(a: np.ndarray, tau: np.ndarray, z: np.ndarray, start: int, stop: in
     orthogonal factor of dsytrd's lower reduction held in ``a`` (Fortran-ordered) and ``tau``:
     LAPACK's dormtr through ctypes, so calls on other threads run at once."""
     n, cols = a.shape[0], stop - start
-    dormtr = _function("dormtr", _CHAR, _CHAR, _CHAR, _INT, _INT, ctypes.c_void_p, _INT, ctypes.c_void_p,
-                       ctypes.c_void_p, _INT, ctypes.c_void_p, _INT, _INT)
+    dormtr = _function("dormtr")
     rows, width, info = ctypes.c_int(n), ctypes.c_int(cols), ctypes.c_int(0)
     query, size = np.zeros(1), ctypes.c_int(-1)
     column = z[:, start:stop]
@@ -161,13 +166,10 @@ def cholesky_in_pieces(a: np.ndarray, pieces: int) -> np.ndarray:
     f = a if a.flags.f_contiguous else a.T
     size = ctypes.c_int(n)
     one, minus = ctypes.c_double(1.0), ctypes.c_double(-1.0)
-    potrf = _function("dpotrf", _CHAR, _INT, ctypes.c_void_p, _INT, _INT)
-    trsm = _function("dtrsm", _CHAR, _CHAR, _CHAR, _CHAR, _INT, _INT, _DOUBLE, ctypes.c_void_p, _INT,
-                     ctypes.c_void_p, _INT)
-    syrk = _function("dsyrk", _CHAR, _CHAR, _INT, _INT, _DOUBLE, ctypes.c_void_p, _INT, _DOUBLE,
-                     ctypes.c_void_p, _INT)
-    gemm = _function("dgemm", _CHAR, _CHAR, _INT, _INT, _INT, _DOUBLE, ctypes.c_void_p, _INT, ctypes.c_void_p,
-                     _INT, _DOUBLE, ctypes.c_void_p, _INT)
+    potrf = _function("dpotrf")
+    trsm = _function("dtrsm")
+    syrk = _function("dsyrk")
+    gemm = _function("dgemm")
 
     def panel_rows(k, b, r0, r1):  # rows r0:r1 of the panel below block k: A21 <- A21 L11^-T
         trsm(b"R", b"L", b"T", b"N", ctypes.byref(ctypes.c_int(r1 - r0)), ctypes.byref(ctypes.c_int(b)),
@@ -224,8 +226,7 @@ def inverse_diagonal(chol: np.ndarray, workers: int = 1) -> np.ndarray:
         raise ValueError("inverse_diagonal needs a square, Fortran-ordered float64 factor")
     out = np.empty(n)
     size, one = ctypes.c_int(n), ctypes.c_double(1.0)
-    trsm = _function("dtrsm", _CHAR, _CHAR, _CHAR, _CHAR, _INT, _INT, _DOUBLE, ctypes.c_void_p, _INT,
-                     ctypes.c_void_p, _INT)
+    trsm = _function("dtrsm")
 
     def block(j):
         b, m = min(_BLOCK, n - j), n - j

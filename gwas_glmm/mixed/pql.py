@@ -73,10 +73,6 @@ class DenseSigma:
     def solve(self, m):
         return sla.cho_solve(self.chol, m, check_finite=False)
 
-    def trace_inv(self, c) -> float:
-        """tr(Sigma^-1 C)."""
-        return float(np.trace(self.solve(c)))
-
     def component_traces(self) -> list[float]:
         """tr(Sigma^-1 W^-1) and tr(Sigma^-1 K_k) for each k, the traces each AI-REML step needs.
         From the diagonal of Sigma^-1 alone (n^3 / 3 flops, :func:`gwas_glmm._blas.inverse_diagonal`)
@@ -143,9 +139,10 @@ def fit_pql(y, x, kinships: list, family: str | Family = "binomial", link: str |
     """Fit by PQL/AI-REML.  ``kinships``: list of (name, K) with K an (n, n) array in the order
     of the observations (align a :class:`~gwas_glmm.kinship.Kinship` first).  ``options``:
     weights, offset, coef_names, tol (1e-6), max_iter (100), covariance (a factory
-    ``(w, phi, tau) -> factor`` with ``solve`` and ``trace_inv``; default :class:`DenseSigma`).
-    Dense: one n x n Cholesky factorisation per iteration, BLAS threads as
-    :func:`gwas_glmm._threads.dense_threads` chooses."""
+    ``(w, phi, tau) -> factor`` with ``solve`` and ``trace_inv``; default :class:`DenseSigma`,
+    which gives the traces by ``component_traces`` instead: two n x n Cholesky factorisations and
+    the diagonal of Sigma^-1 per iteration, on the threads or pieces that
+    :func:`gwas_glmm._threads.dense_plan` chooses)."""
     from .._threads import fit_threads
 
     with fit_threads(len(y), len(y)):
