@@ -166,26 +166,29 @@ def estimate_grm(n: int, m: int, *, block: int, double: bool, loco: bool, gcta: 
 
 
 def estimate_sparse_grm(n: int, m: int, *, block: int, panel: int, speed: MachineSpeed, threads: int,
-                        base: int, relatives: float = 5.0) -> Estimate:
-    """The sparse GRM by row panels (``kinship.sparse_grm``): n^2 M flops, one decode of the .bed
-    per panel, a panel (8 b n bytes), the missing masks (n M / 8 bytes) and the kept entries
-    (12 bytes each; ``relatives`` per sample, a generous guess: UK Biobank has fewer than one
-    pair of third degree or closer per sample; the run's log gives the real count)."""
+                        base: int, relatives: float = 5.0, itemsize: int = 4) -> Estimate:
+    """The sparse GRM by panels of tiles (``kinship.sparse_grm``): one statistics pass over the
+    .bed, then n^2 M flops (the lower triangle, tile by tile, GEMMs with all M markers as their
+    inner dimension) and (P + 1) / 2 decodes of the n x M genotypes over the P panels' tiles;
+    memory two tiles (2 b M ``itemsize`` bytes), a b x b product, one genotype block for the
+    statistics pass and the kept entries (12 bytes each; ``relatives`` per sample, a generous
+    guess: UK Biobank has fewer than one pair of third degree or closer per sample; the run's
+    log gives the real count)."""
     from .genotype.blocks import bounded_block_size
 
     block = bounded_block_size(n, block)
-    nn = float(n) * n
     panels = -(-n // max(panel, 1))
-    flops = nn * m
+    flops = float(n) * n * m
     kept = 12.0 * n * (1.0 + relatives)
-    memory = 8.0 * panel * n + 4.0 * panel * n + n * m / 8.0 + 3 * n * block * 4 + 2 * kept  # sums, product
-    seconds = (STARTUP_SECONDS + flops / speed.sgemm + panels * _decode_seconds(n, m, speed, threads)
-               + kept / DISK_WRITE_RATE)
+    tiles = 2.0 * panel * m * itemsize
+    memory = max(tiles + 4.0 * panel * panel, 3 * n * block * 4) + 2 * kept
+    decodes = 1.0 + (panels + 1) / 2.0  # the statistics pass, then each panel's tiles
+    seconds = (STARTUP_SECONDS + flops / (speed.dgemm if itemsize == 8 else speed.sgemm)
+               + decodes * _decode_seconds(n, m, speed, threads) + kept / DISK_WRITE_RATE)
     detail = [f"{n} samples x {m} candidate variants in {panels} panel(s) of {panel} samples: {flops:.3g} flops, "
-              f"the .bed decoded once per panel; panel {_size(8.0 * panel * n)}, missing masks {_size(n * m / 8.0)}, "
-              f"kept entries ~{_size(kept)} "
-              f"(assuming {relatives:g} relatives per sample)"]
-    return Estimate("grm", base + memory, kept, seconds, flops, panels * n * m / 4.0, detail)
+              f"the .bed read {decodes:.3g} times (its tiles' bytes); two tiles {_size(tiles)}, "
+              f"kept entries ~{_size(kept)} (assuming {relatives:g} relatives per sample)"]
+    return Estimate("grm", base + memory, kept, seconds, flops, decodes * n * m / 4.0, detail)
 
 
 def estimate_pca(n: int, m: int, *, n_pcs: int, width: int, iterations: int, block: int, speed: MachineSpeed,

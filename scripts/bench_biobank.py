@@ -84,11 +84,10 @@ def model(size: str, jobs: int, grm: Path, markers: int = 50_000, cores: int = 4
     groups = np.repeat(sizes[sizes > 1], int(np.ceil(scale)))[: int(len(sizes[sizes > 1]) * scale)]
     nnz = int(kin.matrix.nnz * scale)
     w_nnz = n + float(np.sum(groups.astype(float) ** 2))
-    panel = 1 << 30
     from gwas_glmm.kinship.sparse_grm import panel_rows
 
     est = {
-        "sparse GRM": sizing.estimate_sparse_grm(n, markers, block=2048, panel=panel_rows(n, panel), speed=speed,
+        "sparse GRM": sizing.estimate_sparse_grm(n, markers, block=2048, panel=panel_rows(n, markers), speed=speed,
                                                  threads=cores, base=0),
         "PCA": sizing.estimate_pca(n, markers, n_pcs=10, width=20, iterations=4, block=2048, speed=speed,
                                    threads=cores, base=0),

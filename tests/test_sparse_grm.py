@@ -38,6 +38,47 @@ def test_kept_entries_equal_the_dense_grm_and_none_above_the_cutoff_is_missed(sm
     assert summary.singletons + sum(summary.groups) == dense.shape[0]
 
 
+def test_a_subset_of_samples_in_any_order_gives_the_dense_grm_of_that_subset(small_cohort):
+    fs = PlinkFileset(small_cohort.bfile)
+    samples = np.random.default_rng(3).permutation(fs.n_samples)[:170]
+    dense = compute_grm(fs, samples=samples)[0].matrix.astype(np.float64)
+    matrix = sparse_grm(fs, cutoff=0.05, samples=samples, panel=40)[0]
+    r, c = matrix.nonzero()
+    np.testing.assert_allclose(np.asarray(matrix[r, c]).ravel(), dense[r, c], rtol=1e-5, atol=1e-6)
+    above = np.argwhere(np.tril(dense, -1) >= 0.05 + 1e-6)
+    assert len(above) > 5 and all(matrix[j, k] != 0 for j, k in above.tolist())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standardized_tiles_from_the_bed_bytes_equal_the_generic_reader(small_cohort, dtype):
+    """The .bed's numba decoder of a tile (samples in any order, variants in chunks) against the
+    generic path through read() and the dense GRM's standardization."""
+    from gwas_glmm.io.plink import GenotypeFileset
+    from gwas_glmm.kinship._grm_numba import standardize_inplace
+
+    fs = PlinkFileset(small_cohort.bfile)
+    rng = np.random.default_rng(5)
+    samples = rng.permutation(fs.n_samples)[:123]
+    variants = np.sort(rng.choice(fs.n_variants, 700, replace=False))
+    x = fs.read(samples, variants)
+    freq = np.nanmean(x, axis=0) / 2
+    freq[:3] = [0.0, 1.0, 0.0]  # monomorphic: all zeros
+    z, counts, words = fs.read_standardized(samples, variants, freq, dtype=dtype, missing=True)
+    zg, counts_g, words_g = GenotypeFileset.read_standardized(fs, samples, variants, freq, dtype=dtype, missing=True)
+    expected = np.array(x, dtype=dtype, order="F")
+    standardize_inplace(expected, freq)
+    nan = np.isnan(x)
+    assert nan.sum() > 100 and z.flags.c_contiguous and z.dtype == dtype
+    np.testing.assert_allclose(z, expected, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+    np.testing.assert_allclose(zg, expected, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-6)
+    assert (z[:, :3] == 0).all()
+    np.testing.assert_array_equal(counts, nan.sum(axis=1))
+    np.testing.assert_array_equal(counts_g, counts)
+    bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :len(variants)].astype(bool)
+    np.testing.assert_array_equal(bits, nan)
+    np.testing.assert_array_equal(words_g, words)
+
+
 def test_the_summary_counts_groups_of_relatives():
     a = np.eye(6)
     a[0, 1] = a[1, 0] = a[1, 2] = a[2, 1] = 0.25  # 0-1-2 one group through 1
@@ -66,8 +107,11 @@ def test_noise_pairs_and_the_markers_that_avoid_them():
 
 
 def test_panels_fit_the_memory_budget():
-    assert panel_rows(100_000, 1 << 30) == (1 << 30) // (8 * 100_000)
-    assert panel_rows(50) == 50 and panel_rows(10_000_000) == 64
+    # two float32 tiles of b x M within 1 GiB: 4,096 at most, fewer with more markers, 64 at least
+    assert panel_rows(100_000, 20_000) == 4096 and panel_rows(50, 20_000) == 50
+    assert panel_rows(100_000, 200_000) == (1 << 30) // (8 * 200_000)
+    assert panel_rows(100_000, 200_000, itemsize=8) == (1 << 30) // (16 * 200_000)
+    assert panel_rows(100_000, 10_000_000) == 64
 
 
 def test_cli_builds_only_the_sparse_grm_and_checks_its_options(small_cohort, tmp_path, capsys):
@@ -190,7 +234,7 @@ def test_a_killed_run_continues_from_its_finished_panels(small_cohort, tmp_path,
     def dies_after_three(*args):
         if len(calls) == 3:
             raise KeyboardInterrupt  # the run is killed while the fourth panel is computed
-        calls.append(args[4])
+        calls.append(args[5])
         return real(*args)
 
     monkeypatch.setattr(module, "panel_entries", dies_after_three)
@@ -198,7 +242,7 @@ def test_a_killed_run_continues_from_its_finished_panels(small_cohort, tmp_path,
         sparse_grm(fs, cutoff=0.05, panel=50, checkpoint=ckpt)
     assert len(list(ckpt.glob("panel_*.npz"))) == 3  # what was finished is on disk
     calls.clear()
-    monkeypatch.setattr(module, "panel_entries", lambda *args: calls.append(args[4]) or real(*args))
+    monkeypatch.setattr(module, "panel_entries", lambda *args: calls.append(args[5]) or real(*args))
     resumed = sparse_grm(fs, cutoff=0.05, panel=50, checkpoint=ckpt)[0]
     assert calls == [150, 200, 250]  # only the missing panels
     assert (resumed != sparse_grm(fs, cutoff=0.05, panel=50)[0]).nnz == 0

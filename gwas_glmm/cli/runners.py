@@ -182,8 +182,9 @@ def run_grm(args: argparse.Namespace) -> None:
         if n >= SPARSE_SUGGESTED_N or dense.memory > sizing.total_memory() / 2:
             from ..kinship.sparse_grm import panel_rows
 
-            sparse = sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel_rows(n),
-                                                speed=speed, threads=threads, base=sizing.process_rss())
+            sparse = sizing.estimate_sparse_grm(n, len(variants), block=config.block_size,
+                                                panel=panel_rows(n, len(variants)), speed=speed, threads=threads,
+                                                base=sizing.process_rss())
             log.info("for %d samples the sparse path is the one that fits: grm --sparse-cutoff 0.05 (fastGWA's) "
                      "needs ~%.1f GiB and ~%.1f h here, and gwas-glmm pca gives the PCs for --covar; see "
                      "docs/kinship.md, 'Sparse GRM'", n, sparse.memory / 2**30, sparse.seconds / 3600)
@@ -219,7 +220,8 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
     if args.eigen:
         raise InputError("--eigen needs the dense GRM: add --dense (or leave out --sparse-cutoff)")
     n = fileset.n_samples if samples is None else len(samples)
-    panel = panel_rows(n)
+    itemsize = np.dtype(config.dtype).itemsize
+    panel = panel_rows(n, len(variants), itemsize)  # from the candidate variants: the filters only make tiles smaller
     if args.dry_run:
         from .. import sizing
         from .gwas_runners import print_estimate
@@ -227,7 +229,7 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
         threads = thread_count(args.threads)
         estimate = sizing.estimate_sparse_grm(n, len(variants), block=config.block_size, panel=panel,
                                               speed=sizing.MachineSpeed.measure(), threads=threads,
-                                              base=sizing.process_rss())
+                                              base=sizing.process_rss(), itemsize=itemsize)
         print_estimate(estimate)
         if args.cluster:  # panels spread over the jobs; each job's cores as fast as this machine's
             cores = args.cluster_jobs * args.cluster_cores
@@ -237,8 +239,8 @@ def _run_sparse_grm(args, fileset, samples, variants, config: GrmConfig, out: Pa
         return
     if args.loco:
         log.info("the sparse GRM has no LOCO parts (fastGWA's sparse path tests against the full sparse GRM)")
-    log.info("sparse GRM of %d samples over %d candidate variants: %s missing mode, panels of %d samples "
-             "(%.0f MiB each)", n, len(variants), config.missing, panel, 8 * panel * n / 2**20)
+    log.info("sparse GRM of %d samples over %d candidate variants: %s missing mode, panels and tiles of %d samples "
+             "(two tiles %.0f MiB)", n, len(variants), config.missing, panel, 2 * itemsize * panel * len(variants) / 2**20)
     from .._atomic import exclusive
     from ..gwas.cluster import scan_client
     from .gwas_runners import cluster_resources

@@ -142,3 +142,34 @@ def gathered_sums(rows, samples, n):
                 acc += row[i]
         out[j] = acc
     return out
+
+
+@jit(parallel=True)
+def decode_standardized(raw_t, slots, values, out, missing_words):
+    """Sample-major standardized genotypes for the sparse GRM's tiles.
+
+    ``raw_t`` (bytes, variants) uint8: .bed rows restricted to a range of bytes, transposed so that
+    one byte column (four samples) is contiguous across variants; ``slots`` (samples,) int64: each
+    tile sample's 2-bit slot in that range (sample position - 4 x first byte); ``values``
+    (variants, 4): the standardized value of each code (missing: 0); ``out`` (samples, variants)
+    C order, filled; ``missing_words`` (samples, ceil(variants / 64)) uint64, zeroed by the caller
+    (no columns: not wanted): bit j set where the call at variant j is missing.  Returns each
+    sample's missing calls (int64)."""
+    n = out.shape[0]
+    m = out.shape[1]
+    with_missing = missing_words.shape[1] > 0
+    counts = np.zeros(n, dtype=np.int64)
+    for i in numba.prange(n):
+        byte = raw_t[slots[i] >> 2]
+        shift = 2 * (slots[i] & 3)
+        row = out[i]
+        k = 0
+        for j in range(m):
+            code = (byte[j] >> shift) & 3
+            row[j] = values[j, code]
+            if code == 1:
+                k += 1
+                if with_missing:
+                    missing_words[i, j >> 6] |= np.uint64(1) << np.uint64(j & 63)
+        counts[i] = k
+    return counts

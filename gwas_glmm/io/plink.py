@@ -210,6 +210,22 @@ def check_bed(path: Path, n_samples: int, n_variants: int, bim: Path, fam: Path)
 
 
 _OPEN_LOCK = threading.Lock()
+_TILE_VARIANTS = 4096  # variants read at a time for a tile of standardized genotypes
+_TILE_BYTES = 32 << 20  # .bed bytes decoded at a time into such a tile
+
+
+def code_values(freq: np.ndarray) -> np.ndarray:
+    """(variants, 4) float64: the standardized value (x - 2p) / sqrt(2p(1-p)) of each .bed code
+    (0: two copies of ALLELE1, 1: missing, 2: one, 3: none) for ALLELE1 frequencies ``freq``;
+    0 for a missing call and for every code of a monomorphic variant, as the dense GRM has it."""
+    p = np.asarray(freq, dtype=np.float64)
+    var = 2.0 * p * (1.0 - p)
+    ok = var > 0
+    scale = np.where(ok, 1.0 / np.sqrt(np.where(ok, var, 1.0)), 0.0)
+    dosage = np.array([2.0, 0.0, 1.0, 0.0])
+    values = (dosage[None, :] - 2.0 * p[:, None]) * scale[:, None]
+    values[:, 1] = 0.0
+    return np.where(ok[:, None], values, 0.0)
 
 
 class GenotypeFileset:
@@ -276,6 +292,34 @@ class GenotypeFileset:
         mask = np.zeros((len(variants), n if missing else 0), dtype=bool)
         stats = self._decode_imputed(variants, gather, dosages, mask)
         return dosages.T, stats, (mask.T if missing else None)
+
+    def read_standardized(self, samples: np.ndarray, variants: np.ndarray, freq: np.ndarray, *, dtype=np.float32,
+                          missing: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The sparse GRM's tiles: ``variants`` (positions) at ``samples`` (file positions) as a
+        (samples, variants) C-order ``dtype`` array of (x - 2p) / sqrt(2p(1-p)) with the ALLELE1
+        frequencies ``freq`` (0 where missing, and for a monomorphic variant), the missing calls
+        per sample (int64), and with ``missing`` their mask packed one bit per variant in uint64
+        words (samples, ceil(variants / 64)), bit j of word j // 64 for variant j; else None.
+        Generic: through :meth:`read`; a .bed decodes its bytes straight into the tile."""
+        samples = np.asarray(samples, dtype=np.int64)
+        variants = np.asarray(variants, dtype=np.int64)
+        z = np.empty((len(samples), len(variants)), dtype=dtype)
+        words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
+        counts = np.zeros(len(samples), np.int64)
+        values = code_values(freq)
+        for lo in range(0, len(variants), _TILE_VARIANTS):
+            hi = min(len(variants), lo + _TILE_VARIANTS)
+            x = self.read(samples, variants[lo:hi])
+            nan = np.isnan(x)
+            counts += nan.sum(axis=1)
+            mean, scale = values[lo:hi, 3], values[lo:hi, 2] - values[lo:hi, 3]  # x = 0 and the step per allele
+            z[:, lo:hi] = np.where(nan, 0.0, mean + scale * np.nan_to_num(x))
+            if missing:
+                bits = np.packbits(nan, axis=1, bitorder="little")
+                padded = np.zeros((len(samples), -(-bits.shape[1] // 8) * 8), np.uint8)
+                padded[:, :bits.shape[1]] = bits
+                words[:, lo // 64:lo // 64 + padded.shape[1] // 8] = padded.view(np.uint64)
+        return z, counts, (words if missing else None)
 
     def iter_reads(
         self, variant_index: np.ndarray, block_size: int, samples=None, *, prefetch: bool = True
@@ -391,6 +435,35 @@ class PlinkFileset(GenotypeFileset):
                 raise InputError(f"{self.bed_path}: ended early reading variant {variants[a]}; is it truncated?")
             raw[a:b] = np.frombuffer(data, dtype=np.uint8).reshape(b - a, width)
         return raw
+
+    def read_standardized(self, samples: np.ndarray, variants: np.ndarray, freq: np.ndarray, *, dtype=np.float32,
+                          missing: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """As :meth:`GenotypeFileset.read_standardized`, decoded by numba from the .bed bytes of the
+        tile's samples only (a memory map, sliced to their byte range, in chunks of variants)."""
+        from ..genotype._decode_numba import decode_standardized
+
+        samples = np.asarray(samples, dtype=np.int64)
+        variants = np.asarray(variants, dtype=np.int64)
+        z = np.empty((len(samples), len(variants)), dtype=dtype)
+        words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
+        counts = np.zeros(len(samples), np.int64)
+        if not len(samples) or not len(variants):
+            return z, counts, (words if missing else None)
+        values = code_values(freq).astype(dtype)
+        first, last = int(samples.min()) // 4, int(samples.max()) // 4 + 1
+        slots = samples - 4 * first
+        width = (self.n_samples + 3) // 4
+        step = max(64, (_TILE_BYTES // (last - first)) // 64 * 64)  # variants per chunk: whole words of bits
+        bed = np.memmap(self.bed_path, dtype=np.uint8, mode="r", offset=3, shape=(self.n_variants, width))
+        try:
+            for lo in range(0, len(variants), step):
+                hi = min(len(variants), lo + step)
+                raw_t = np.ascontiguousarray(bed[variants[lo:hi], first:last].T)
+                counts += decode_standardized(raw_t, slots, values[lo:hi], z[:, lo:hi],
+                                              words[:, lo // 64:] if missing else words)
+        finally:
+            del bed
+        return z, counts, (words if missing else None)
 
 
 def _as_slice(index: np.ndarray):

@@ -147,16 +147,16 @@ _M1, _M2, _M4, _H01 = (np.uint64(0x5555555555555555), np.uint64(0x33333333333333
 
 
 @jit(parallel=True)
-def shared_missing(words, rows, cols, out):
-    """out[k] = calls missing in both samples rows[k] and cols[k]: a popcount of the AND of
-    their missing masks (``words``: one row per sample, one bit per variant, packed in uint64),
-    for the candidate pairs of a sparse GRM panel only."""
-    width = words.shape[1]
+def shared_missing(words_a, words_b, rows, cols, out):
+    """out[k] = calls missing in both sample rows[k] of ``words_a`` and sample cols[k] of
+    ``words_b``: a popcount of the AND of their missing masks (one row per sample, one bit per
+    variant, packed in uint64), for the candidate pairs of a sparse GRM tile only."""
+    width = words_a.shape[1]
     for k in numba.prange(rows.size):
         a, b = rows[k], cols[k]
         total = 0
         for w in range(width):
-            x = words[a, w] & words[b, w]
+            x = words_a[a, w] & words_b[b, w]
             x = x - ((x >> np.uint64(1)) & _M1)
             x = (x & _M2) + ((x >> np.uint64(2)) & _M2)
             x = (x + (x >> np.uint64(4))) & _M4

@@ -6,18 +6,24 @@ variants passing the filters, frequencies over all the selected samples, ``gcta`
 ``mean-impute`` missing modes).  Only the diagonal and the off-diagonal entries at or above the
 cutoff are kept.
 
-Samples are split into row panels of ``b`` samples.  Panel I holds the lower-triangle rows
-A[I, :I_end] as b x (I_end) float64 sums, filled in one pass over the genotypes: for each
-variant block (all samples, standardized once, exactly as the dense path does),
-``Z_I Z_{:I_end}^T``.  In ``gcta`` mode an entry is divided by the variants called in both
-samples, M - miss_i - miss_j + shared_ij; the candidates are the pairs whose upper bound
-sums / (M - miss_i - miss_j) reaches the cutoff, and only for them are the shared missing calls
-counted (popcount of bit-packed masks).  Then the panel is thresholded and dropped.
+One pass over the genotypes first gives the variants that pass the filters and their
+frequencies (so too few markers is an error before any product).  Then samples are split into
+panels of b samples; panel I is the lower-triangle rows A[I, :I_end], tile by tile: its
+samples' standardized genotypes Z_I (b x M, all M markers at once, decoded by numba straight
+from the .bed bytes of those samples) against each earlier tile Z_J (decoded in turn), one
+GEMM Z_I Z_J^T per tile (SYRK for the diagonal tile), thresholded and dropped before the next.
+A tile's product has the whole marker count as its inner dimension, so the BLAS runs near its
+peak; the old layout (every panel's rows against all samples, one 256 MB variant block at a
+time) spent more time adding b x n partial sums than multiplying.  In ``gcta`` mode an entry
+is divided by the variants called in both samples, M - miss_i - miss_j + shared_ij; the
+candidates are the pairs whose upper bound S / (M - miss_i - miss_j) reaches the cutoff, and
+only for them are the shared missing calls counted (popcount of the tiles' bit-packed masks).
 
-Cost: n^2 M flops in all (half the dense path's n^2 M symmetric update counted as a full
-product: the same order), n M / 4 bytes of the .bed read once per panel, memory 8 b n bytes
-for a panel, n M / 8 bytes of missing masks, two genotype blocks (8 n w bytes) and the kept
-entries (12 bytes each).  Panels are independent tasks (threads, dask) and are checkpointed.
+Cost: n^2 M flops in all (the lower triangle, each product 2 b^2 M), one decode of M b
+genotypes per tile ((n / b)^2 / 2 tiles), n M / 4 bytes of the .bed read once per panel row
+(its bytes of each tile only), memory two tiles (2 b M x 4 bytes, b chosen to fit 1 GiB), one
+b x b product and the kept entries (12 bytes each).  Panels are independent tasks (threads,
+dask) and are checkpointed.
 """
 
 from __future__ import annotations
@@ -37,12 +43,12 @@ from .._atomic import atomic_open, atomic_path
 from .._progress import get_logger, progress
 from .._validation import check_index, check_positive_int
 from ..exceptions import InputError
-from ..genotype import iter_blocks
-from ..genotype.blocks import bounded_block_size
+from ..genotype.blocks import bounded_block_size, variant_stats
 from ..io.plink import PlinkFileset, worker_fileset
 from .grm import DEFINITION, GrmConfig
 
 log = get_logger("grm")
+MAX_PANEL = 4096
 
 
 @dataclass(frozen=True)
@@ -103,10 +109,11 @@ def check_markers(n_variants: int, cutoff: float, source) -> None:
                          f"{1 / np.sqrt(n_variants):.3f}); use more markers or a higher --sparse-cutoff")
 
 
-def panel_rows(n: int, memory_bytes: int = 1 << 30) -> int:
-    """Samples per panel: 8 b n bytes (the float64 sums) within ``memory_bytes`` (default 1 GiB),
-    at least 64."""
-    return int(min(n, max(64, memory_bytes // max(8 * n, 1))))
+def panel_rows(n: int, n_variants: int, itemsize: int = 4, memory_bytes: int = 1 << 30) -> int:
+    """Samples per panel (and per tile): two tiles of b x ``n_variants`` genotypes (``itemsize``
+    bytes each) within ``memory_bytes`` (default 1 GiB), at most 4,096 (a larger GEMM is no
+    faster) and at least 64."""
+    return int(min(n, MAX_PANEL, max(64, memory_bytes // max(2 * itemsize * n_variants, 1))))
 
 
 def summarize(matrix: scipy.sparse.csr_matrix, cutoff: float, n_variants: int) -> SparseSummary:
@@ -137,7 +144,15 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     n = fileset.n_samples if sample_index is None else len(sample_index)
     if n < 2:
         raise InputError(f"{fileset.genotype_path}: a GRM needs at least 2 samples, got {n}")
-    b = check_positive_int("panel", panel) if panel is not None else panel_rows(n)
+    positions, stats = variant_stats(fileset, samples=sample_index, variants=variant_index,  # frequencies over all
+                                     block_size=bounded_block_size(n, config.block_size), filters=config.filters())
+    if len(positions) == 0:
+        raise InputError(f"{fileset.genotype_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
+                         f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
+    check_markers(len(positions), cutoff, fileset.genotype_path)
+    freq = np.asarray(stats.a1freq, dtype=np.float64)
+    b = check_positive_int("panel", panel) if panel is not None else panel_rows(n, len(positions),
+                                                                                  np.dtype(config.dtype).itemsize)
     panels = [(start, min(n, start + b)) for start in range(0, n, b)]
     store = _Checkpoint(checkpoint, fileset, sample_index, variant_index, config, cutoff, b) if checkpoint else None
     results: dict[int, dict] = store.load(len(panels)) if store else {}
@@ -155,19 +170,19 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     with bar, _drop_if_empty(store):
         if client is None:
             for k in todo:
-                done(k, panel_entries(fileset, sample_index, variant_index, config, *panels[k], cutoff))
+                done(k, panel_entries(fileset, sample_index, positions, freq, config, *panels[k], b, cutoff))
         else:
             from distributed import as_completed
 
             from ..gwas.cluster import on_worker
 
             source = str(fileset.source)
-            futures = {client.submit(on_worker, panel_entries, source, sample_index, variant_index, config,
-                                     *panels[k], cutoff, pure=False): k for k in todo}
+            futures = {client.submit(on_worker, panel_entries, source, sample_index, positions, freq, config,
+                                     *panels[k], b, cutoff, pure=False): k for k in todo}
             for future in as_completed(futures):
                 done(futures[future], future.result())
     parts = [results[k] for k in range(len(panels))]
-    n_variants = int(parts[0]["n_variants"])
+    n_variants = len(positions)
     r, c, v = (np.concatenate([p[name] for p in parts]) for name in ("rows", "cols", "vals"))
     off = r != c
     matrix = scipy.sparse.csr_matrix((np.concatenate([v, v[off]]), (np.concatenate([r, c[off]]),
@@ -182,84 +197,79 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     return matrix, summary, meta
 
 
-def panel_entries(source, sample_index: np.ndarray | None, variant_index: np.ndarray, config: GrmConfig, start: int,
-                  stop: int, cutoff: float) -> dict[str, np.ndarray]:
+def panel_entries(source, sample_index: np.ndarray | None, positions: np.ndarray, freq: np.ndarray,
+                  config: GrmConfig, start: int, stop: int, tile: int, cutoff: float) -> dict[str, np.ndarray]:
     """One panel (rows start..stop of the lower triangle), a pure function run in this process or
     on a dask worker (``source``: the fileset, or its prefix): its diagonal and entries >= cutoff
-    as arrays rows, cols, vals (sample positions), and the variants used.
-
-    In ``gcta`` mode an entry is sums / (M - miss_i - miss_j + shared_ij).  Since shared_ij >= 0,
-    sums / (M - miss_i - miss_j) bounds it from above: only the pairs whose bound reaches the
-    cutoff (the candidates, a few per sample) need their shared missing calls, counted from
-    bit-packed missing masks; no second n x n product of missing indicators."""
-    from ._grm_numba import shared_missing
-
+    as arrays rows, cols, vals (sample positions).  ``positions``: the .bim positions of the
+    variants that passed the filters, ``freq`` their ALLELE1 frequencies over all samples;
+    ``tile``: samples per tile of the columns before the panel."""
     fileset = worker_fileset(source)
-    n_read = fileset.n_samples if sample_index is None else len(sample_index)  # every block holds all samples
-    sums = np.zeros((stop - start, stop), np.float64)
+    everyone = np.arange(fileset.n_samples, dtype=np.int64) if sample_index is None else sample_index
     gcta = config.missing == "gcta"
-    missing = np.zeros(stop, np.float64)
-    masks: list[np.ndarray] = []  # bit-packed missing calls of samples :stop, one array per block
-    n_variants = 0
-    for block in iter_blocks(fileset, samples=sample_index, variants=variant_index,  # frequencies over all
-                             block_size=bounded_block_size(n_read, config.block_size), filters=config.filters()):
-        if not len(block):
-            continue
-        z = _standardized(block, stop, config.dtype)
-        if gcta:
-            nan = np.isnan(block.dosages[:stop])
-            missing += nan.sum(axis=1)
-            masks.append(np.packbits(nan, axis=1))
-        add_panel_products(sums, z, start, stop)
-        n_variants += len(block)
-    if n_variants == 0:
-        raise InputError(f"{fileset.genotype_path}: no variant passes the GRM filters (MAF >= {config.min_maf}, "
-                         f"missing rate <= {config.max_missing}); relax --maf/--geno or check the input")
-    check_markers(n_variants, cutoff, fileset.genotype_path)
-    local = np.arange(stop - start)
-    rows, cols = [], []
-    for lo in range(0, stop - start, 256):  # candidates row chunk by row chunk: no second b x n matrix
-        hi = min(stop - start, lo + 256)
-        low = n_variants - missing[start + lo:start + hi, None] - missing[None, :] if gcta else float(n_variants)
-        r, c = np.nonzero(sums[lo:hi] >= cutoff * low)
-        below = c < start + lo + r
-        rows.append(r[below] + lo)
-        cols.append(c[below])
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    counts = np.full(r.size, float(n_variants))
-    diagonal = np.full(local.size, float(n_variants))
-    if gcta:
-        bits = np.hstack(masks)
-        words = np.zeros((stop, -(-bits.shape[1] // 8) * 8), np.uint8)  # padded to whole uint64 words
-        words[:, :bits.shape[1]] = bits
-        shared = np.zeros(r.size, np.int64)
-        shared_missing(words.view(np.uint64), (r + start).astype(np.int64), c.astype(np.int64), shared)
-        counts += shared - missing[r + start] - missing[c]
-        diagonal -= missing[start:stop]  # shared_ii = miss_i
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = sums[r, c] / counts
-        d = sums[local, start + local] / diagonal
-    if (counts <= 0).any() or (diagonal <= 0).any():
-        j = int(np.flatnonzero(diagonal <= 0)[0]) if (diagonal <= 0).any() else int(r[np.argmax(counts <= 0)])
-        raise InputError(f"sample {start + j + 1} shares no called variant with another; "
-                         "drop samples with very high missingness (plink2 --mind)")
-    keep = a >= cutoff
-    return {"rows": np.concatenate([r[keep] + start, start + local]).astype(np.int64),
-            "cols": np.concatenate([c[keep], start + local]).astype(np.int64),
-            "vals": np.concatenate([a[keep], d]).astype(config.dtype), "n_variants": np.int64(n_variants)}
+    m = len(positions)
+
+    def read(lo: int, hi: int):
+        return fileset.read_standardized(everyone[lo:hi], positions, freq, dtype=config.dtype, missing=gcta)
+
+    z_i, miss_i, words_i = read(start, stop)
+    rows, cols, vals = _tile_entries(_lower_product(z_i), miss_i, miss_i, words_i, words_i, m, cutoff, gcta, start,
+                                     diagonal=True)
+    parts = [(rows, cols + start, vals)]
+    for lo in range(0, start, tile):
+        hi = min(start, lo + tile)
+        z_j, miss_j, words_j = read(lo, hi)
+        rows, cols, vals = _tile_entries(z_i @ z_j.T, miss_i, miss_j, words_i, words_j, m, cutoff, gcta, start)
+        parts.append((rows, cols + lo, vals))
+        del z_j
+    rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
+    return {"rows": (rows + start).astype(np.int64), "cols": cols.astype(np.int64),
+            "vals": vals.astype(config.dtype), "n_variants": np.int64(m)}
 
 
-def add_panel_products(sums: np.ndarray, z: np.ndarray, start: int, stop: int) -> None:
-    """sums += the lower triangle of Z_I Z_{:stop}^T for the panel's rows I = start..stop: a GEMM
-    for the columns before the panel and a SYRK (half the flops) for its diagonal block; added
-    in place (numpy casts float32 products into the float64 sums without an n x b copy)."""
+def _lower_product(z: np.ndarray) -> np.ndarray:
+    """The lower triangle of Z Z^T by SYRK (half a GEMM's flops; the upper triangle is left 0)."""
     from scipy.linalg import blas
 
-    rows = z[start:stop]
-    if start:
-        sums[:, :start] += rows @ z[:start].T
     syrk = blas.dsyrk if z.dtype == np.float64 else blas.ssyrk
-    sums[:, start:stop] += syrk(1.0, rows, lower=1)
+    return syrk(1.0, z.T, trans=1, lower=1)  # z.T is Fortran order: no copy
+
+
+def _tile_entries(product: np.ndarray, miss_i: np.ndarray, miss_j: np.ndarray, words_i, words_j, m: int,
+                  cutoff: float, gcta: bool, row0: int, diagonal: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, cols, values) of one tile's entries at or above ``cutoff`` (tile positions), from
+    its product Z_I Z_J^T; a diagonal tile (I = J, lower triangle filled) also gives its whole
+    diagonal.  In ``gcta`` mode each entry is divided by the calls both samples have.  ``row0``:
+    the sample position of the tile's first row, for messages."""
+    from ._grm_numba import shared_missing
+
+    rows, cols = [], []
+    for lo in range(0, product.shape[0], 256):  # candidates row chunk by row chunk: no second b x b matrix
+        hi = min(product.shape[0], lo + 256)
+        low = m - miss_i[lo:hi, None] - miss_j[None, :] if gcta else float(m)
+        r, c = np.nonzero(product[lo:hi] >= cutoff * low)
+        if diagonal:
+            r, c = r[c < lo + r], c[c < lo + r]
+        rows.append(r + lo)
+        cols.append(c)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    counts = np.full(r.size, float(m))
+    if gcta:
+        shared = np.zeros(r.size, np.int64)
+        shared_missing(words_i, words_j, r.astype(np.int64), c.astype(np.int64), shared)
+        counts += shared - miss_i[r] - miss_j[c]
+    if diagonal:
+        local = np.arange(product.shape[0])
+        counts = np.concatenate([counts, m - miss_i if gcta else np.full(local.size, float(m))])
+        r, c = np.concatenate([r, local]), np.concatenate([c, local])
+    if (counts <= 0).any():
+        j = int(r[np.argmax(counts <= 0)])
+        raise InputError(f"sample {row0 + j + 1} shares no called variant with another; "
+                         "drop samples with very high missingness (plink2 --mind)")
+    values = product[r, c] / counts
+    keep = (values >= cutoff) | (r == c) if diagonal else values >= cutoff
+    return r[keep], c[keep], values[keep]
 
 
 @contextlib.contextmanager
@@ -307,13 +317,3 @@ class _Checkpoint:
     def save(self, k: int, part: dict) -> None:
         with atomic_path(self.folder / f"panel_{k:06d}.npz") as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **part)
-
-
-def _standardized(block, stop: int, dtype) -> np.ndarray:
-    """The block's first ``stop`` samples standardized as the dense path does (in ``dtype``: float32,
-    or float64 with ``GrmConfig(double=True)``; missing 0)."""
-    from ._grm_numba import standardize_inplace
-
-    z = np.array(block.dosages[:stop], dtype=dtype, order="F")  # a copy: the block is not ours
-    standardize_inplace(z, block.stats.a1freq)
-    return z
