@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import DATA
 from scipy import stats as sstats
 
 from gwas_glmm import PlinkFileset, load_kinship
@@ -53,6 +54,23 @@ def test_hard_calls_read_as_the_bed_reads_them(both):
     np.testing.assert_array_equal(s1.n_obs, s2.n_obs)
     np.testing.assert_array_equal(s1.allele1_count, s2.allele1_count)
     assert s1.info is None and np.nanmedian(s2.info) == pytest.approx(1.0, abs=0.1)  # calls near HWE
+
+
+def test_a_pgen_written_by_plink2_reads_as_the_bed(tmp_path):
+    """tests/data/bgen/tiny_p2hard: the fixture .bed's calls through plink2 --make-pgen
+    (scripts/make_reference/bgen_fixtures.sh), its .pvar/.psam as plink2 writes them: the same
+    samples, variants (REF = the .bim's A2) and calls, and the same frequencies."""
+    for path in (DATA / "bgen").glob("tiny*"):
+        shutil.copy(path, tmp_path / path.name)
+    bed, pgen = PlinkFileset(tmp_path / "tiny"), PgenFileset(tmp_path / "tiny_p2hard")
+    assert list(pgen.samples.fid) == list(bed.samples.fid) and list(pgen.samples.iid) == list(bed.samples.iid)
+    for field in ("chrom", "id", "pos", "allele1", "allele0"):
+        assert list(getattr(pgen.variants, field)) == list(getattr(bed.variants, field))
+    np.testing.assert_array_equal(pgen.read(), bed.read())
+    for flag, source in (("--bfile", "tiny"), ("--pgen", "tiny_p2hard")):
+        assert main(["freq", flag, str(tmp_path / source), "--out", str(tmp_path / f"f_{flag[2:]}")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "f_bfile.freq.tsv", sep="\t"),
+                                  _strip_info(tmp_path / "f_pgen.freq.tsv"))
 
 
 def _strip_info(path):
