@@ -228,6 +228,15 @@ def code_values(freq: np.ndarray) -> np.ndarray:
     return np.where(ok[:, None], values, 0.0)
 
 
+def _standardized_array(n: int, m: int, dtype, buffer: np.ndarray | None) -> np.ndarray:
+    """An (n, m) C-order ``dtype`` array: a view of the flat ``buffer`` if one is given."""
+    if buffer is None:
+        return np.empty((n, m), dtype=dtype)
+    if buffer.dtype != np.dtype(dtype) or buffer.ndim != 1 or buffer.size < n * m:
+        raise ValueError(f"buffer: need a flat {np.dtype(dtype)} array of at least {n * m} elements")
+    return buffer[:n * m].reshape(n, m)
+
+
 class GenotypeFileset:
     """What every genotype file offers the stages (PLINK 1 here, PLINK 2 in :mod:`.pgen`):
     ``samples``, ``variants``, :meth:`read` (NaN for a missing call), :meth:`read_imputed` (the
@@ -294,16 +303,20 @@ class GenotypeFileset:
         return dosages.T, stats, (mask.T if missing else None)
 
     def read_standardized(self, samples: np.ndarray, variants: np.ndarray, freq: np.ndarray, *, dtype=np.float32,
-                          missing: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """The sparse GRM's tiles: ``variants`` (positions) at ``samples`` (file positions) as a
-        (samples, variants) C-order ``dtype`` array of (x - 2p) / sqrt(2p(1-p)) with the ALLELE1
-        frequencies ``freq`` (0 where missing, and for a monomorphic variant), the missing calls
-        per sample (int64), and with ``missing`` their mask packed one bit per variant in uint64
-        words (samples, ceil(variants / 64)), bit j of word j // 64 for variant j; else None.
-        Generic: through :meth:`read`; a .bed decodes its bytes straight into the tile."""
+                          missing: bool = False, buffer: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The sparse GRM's tiles and the PCA's blocks: ``variants`` (positions) at ``samples``
+        (file positions) as a (samples, variants) C-order ``dtype`` array of (x - 2p) / sqrt(2p(1-p))
+        with the ALLELE1 frequencies ``freq`` (0 where missing, and for a monomorphic variant), the
+        missing calls per sample (int64), and with ``missing`` their mask packed one bit per variant
+        in uint64 words (samples, ceil(variants / 64)), bit j of word j // 64 for variant j; else
+        None.  ``buffer``: a flat ``dtype`` array of at least samples x variants elements that the
+        result is a view of (a caller reading block after block passes the same one: a fresh
+        array of hundreds of MB costs its page faults each time, 10x the decoding at N = 50,000).
+        Generic: through :meth:`read`; a .bed decodes its bytes straight into the result."""
         samples = np.asarray(samples, dtype=np.int64)
         variants = np.asarray(variants, dtype=np.int64)
-        z = np.empty((len(samples), len(variants)), dtype=dtype)
+        z = _standardized_array(len(samples), len(variants), dtype, buffer)
         words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
         counts = np.zeros(len(samples), np.int64)
         values = code_values(freq)
@@ -437,14 +450,15 @@ class PlinkFileset(GenotypeFileset):
         return raw
 
     def read_standardized(self, samples: np.ndarray, variants: np.ndarray, freq: np.ndarray, *, dtype=np.float32,
-                          missing: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+                          missing: bool = False, buffer: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """As :meth:`GenotypeFileset.read_standardized`, decoded by numba from the .bed bytes of the
         tile's samples only (a memory map, sliced to their byte range, in chunks of variants)."""
         from ..genotype._decode_numba import decode_standardized
 
         samples = np.asarray(samples, dtype=np.int64)
         variants = np.asarray(variants, dtype=np.int64)
-        z = np.empty((len(samples), len(variants)), dtype=dtype)
+        z = _standardized_array(len(samples), len(variants), dtype, buffer)
         words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
         counts = np.zeros(len(samples), np.int64)
         if not len(samples) or not len(variants):

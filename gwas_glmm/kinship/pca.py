@@ -129,45 +129,65 @@ def unrelated_samples(matrix: scipy.sparse.spmatrix, cutoff: float) -> np.ndarra
     return keep
 
 
+GRAM_COLUMNS = 256  # variants cast to float64 at a time in the last pass
+
+
 def _chunk_task(source, samples, positions, freqs, operand, kind: str, block_size: int, filters, n_in: int):
     """One variant chunk's share of a pass (a pure function: it runs in a thread or on a dask
     worker).  ``kind``: 'first' -> (Z Z^T G, kept positions, their frequencies); 'product' ->
     Z Z^T Q; 'gram' -> (Z^T Q)^T (Z^T Q); 'project' -> Z_out Z_in^T U.  Z: the chunk's
     standardized genotypes of ``samples`` (the first ``n_in`` rows are the PCA samples)."""
-    from ._grm_numba import standardize_inplace
-
     fileset = worker_fileset(source)
     width = operand.shape[1]
     out = (np.zeros((width, width)) if kind == "gram"
            else np.zeros((len(samples) - n_in if kind == "project" else len(samples), width)))
     kept, kept_freq = [], []
     missing = np.zeros(len(samples), np.int64)  # calls missing per sample ('first' and 'project')
-    at = 0
-    for block in iter_blocks(fileset, samples=samples, variants=positions,
-                             block_size=bounded_block_size(len(samples), block_size),
-                             filters=filters if kind == "first" else None, prefetch=False):
-        if not len(block):
-            continue
-        z = block.dosages
+    for z, block_missing, index, freq in _standardized_blocks(fileset, samples, positions, freqs, kind, block_size,
+                                                              filters):
+        missing += block_missing
         if kind == "first":
-            freq = block.stats.a1freq
-            kept.append(block.variant_index)
+            kept.append(index)
             kept_freq.append(freq)
-        else:
-            freq = freqs[at:at + len(block)]
-            at += len(block)
-        if kind in ("first", "project"):
-            missing += np.isnan(z).sum(axis=1)
-        standardize_inplace(z, freq)  # the block is ours: read for this task alone
         if kind == "project":
             out += (z[n_in:] @ (z[:n_in].T @ operand)).astype(np.float64)
             continue
-        h = z.T @ operand
-        out += (h.T @ h) if kind == "gram" else (z @ h).astype(np.float64)
+        if kind == "gram":  # in float64 for the Rayleigh-Ritz values, through BLAS (z float32 @ float64 is not)
+            h = np.vstack([z[:, c:c + GRAM_COLUMNS].astype(np.float64).T @ operand
+                           for c in range(0, z.shape[1], GRAM_COLUMNS)])
+            out += h.T @ h
+        else:
+            out += (z @ (z.T @ operand)).astype(np.float64)
     if kind == "first":
         return out, (np.concatenate(kept) if kept else np.zeros(0, np.int64)), (
             np.concatenate(kept_freq) if kept_freq else np.zeros(0)), missing
     return (out, missing[n_in:]) if kind == "project" else out
+
+
+def _standardized_blocks(fileset, samples, positions, freqs, kind: str, block_size: int, filters):
+    """(Z, missing calls per sample, variant positions, frequencies) for each block of a chunk, Z
+    (samples, variants) float32 standardized with missing calls 0.  The first pass filters the
+    variants and takes their frequencies from the block it reads; the later ones know both, so
+    each block is decoded straight from the file into Z (``read_standardized``), all into one
+    buffer."""
+    from ._grm_numba import standardize_inplace
+
+    step = bounded_block_size(len(samples), block_size)
+    if kind != "first":
+        buffer = np.empty(len(samples) * min(step, len(positions)), np.float32)  # one for every block
+        for lo in range(0, len(positions), step):
+            index = positions[lo:lo + step]
+            z, missing, _ = fileset.read_standardized(samples, index, freqs[lo:lo + step], buffer=buffer)
+            yield z, missing, index, freqs[lo:lo + step]
+        return
+    for block in iter_blocks(fileset, samples=samples, variants=positions, block_size=step, filters=filters,
+                             prefetch=False):
+        if not len(block):
+            continue
+        z = block.dosages
+        missing = np.isnan(z).sum(axis=1)
+        standardize_inplace(z, block.stats.a1freq)  # the block is ours: read for this task alone
+        yield z, missing, block.variant_index, block.stats.a1freq
 
 
 class _Passes:

@@ -159,13 +159,15 @@ def sparse_grm(fileset: PlinkFileset, *, cutoff: float, samples=None, variants=N
     if results:
         log.info("resuming: %d of %d panels already done (%s)", len(results), len(panels), store.folder)
     todo = [k for k in range(len(panels)) if k not in results]
-    bar = progress(total=len(panels), initial=len(results), desc="sparse GRM", unit="panel", enabled=show_progress)
+    # counted in tiles (panel k holds k + 1 of them), so that the rate and the ETA hold as panels grow
+    bar = progress(total=len(panels) * (len(panels) + 1) // 2, initial=sum(k + 1 for k in results),
+                   desc="sparse GRM", unit="tile", enabled=show_progress)
 
     def done(k: int, part: dict) -> None:
         results[k] = part
         if store:
             store.save(k, part)
-        bar.update(1)
+        bar.update(k + 1)
 
     with bar, _drop_if_empty(store):
         if client is None:
@@ -209,8 +211,14 @@ def panel_entries(source, sample_index: np.ndarray | None, positions: np.ndarray
     gcta = config.missing == "gcta"
     m = len(positions)
 
-    def read(lo: int, hi: int):
-        return fileset.read_standardized(everyone[lo:hi], positions, freq, dtype=config.dtype, missing=gcta)
+    # one buffer for every earlier tile and one for their products: a fresh array of hundreds of
+    # MB costs its page faults each time
+    buffer = np.empty(min(tile, start) * m, dtype=config.dtype) if start else None
+    products = np.empty((stop - start, min(tile, start)), dtype=config.dtype) if start else None
+
+    def read(lo: int, hi: int, into=None):
+        return fileset.read_standardized(everyone[lo:hi], positions, freq, dtype=config.dtype, missing=gcta,
+                                         buffer=into)
 
     z_i, miss_i, words_i = read(start, stop)
     rows, cols, vals = _tile_entries(_lower_product(z_i), miss_i, miss_i, words_i, words_i, m, cutoff, gcta, start,
@@ -218,10 +226,10 @@ def panel_entries(source, sample_index: np.ndarray | None, positions: np.ndarray
     parts = [(rows, cols + start, vals)]
     for lo in range(0, start, tile):
         hi = min(start, lo + tile)
-        z_j, miss_j, words_j = read(lo, hi)
-        rows, cols, vals = _tile_entries(z_i @ z_j.T, miss_i, miss_j, words_i, words_j, m, cutoff, gcta, start)
+        z_j, miss_j, words_j = read(lo, hi, buffer)
+        product = np.matmul(z_i, z_j.T, out=products[:, :hi - lo])
+        rows, cols, vals = _tile_entries(product, miss_i, miss_j, words_i, words_j, m, cutoff, gcta, start)
         parts.append((rows, cols + lo, vals))
-        del z_j
     rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
     return {"rows": (rows + start).astype(np.int64), "cols": cols.astype(np.int64),
             "vals": vals.astype(config.dtype), "n_variants": np.int64(m)}
