@@ -228,13 +228,18 @@ def code_values(freq: np.ndarray) -> np.ndarray:
     return np.where(ok[:, None], values, 0.0)
 
 
-def _standardized_array(n: int, m: int, dtype, buffer: np.ndarray | None) -> np.ndarray:
-    """An (n, m) C-order ``dtype`` array: a view of the flat ``buffer`` if one is given."""
+def _standardized_outputs(n: int, m: int, dtype, missing: bool, buffer: np.ndarray | None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What :meth:`GenotypeFileset.read_standardized` fills: an (n, m) C-order ``dtype`` array (a
+    view of the flat ``buffer`` if one is given), the missing-call words (n, ceil(m / 64)) uint64
+    zeroed (no columns unless ``missing``) and the per-sample missing counts (int64, zeroed)."""
     if buffer is None:
-        return np.empty((n, m), dtype=dtype)
-    if buffer.dtype != np.dtype(dtype) or buffer.ndim != 1 or buffer.size < n * m:
+        z = np.empty((n, m), dtype=dtype)
+    elif buffer.dtype != np.dtype(dtype) or buffer.ndim != 1 or buffer.size < n * m:
         raise ValueError(f"buffer: need a flat {np.dtype(dtype)} array of at least {n * m} elements")
-    return buffer[:n * m].reshape(n, m)
+    else:
+        z = buffer[:n * m].reshape(n, m)
+    return z, np.zeros((n, -(-m // 64) if missing else 0), dtype=np.uint64), np.zeros(n, np.int64)
 
 
 class GenotypeFileset:
@@ -316,9 +321,7 @@ class GenotypeFileset:
         Generic: through :meth:`read`; a .bed decodes its bytes straight into the result."""
         samples = np.asarray(samples, dtype=np.int64)
         variants = np.asarray(variants, dtype=np.int64)
-        z = _standardized_array(len(samples), len(variants), dtype, buffer)
-        words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
-        counts = np.zeros(len(samples), np.int64)
+        z, words, counts = _standardized_outputs(len(samples), len(variants), dtype, missing, buffer)
         values = code_values(freq)
         for lo in range(0, len(variants), _TILE_VARIANTS):
             hi = min(len(variants), lo + _TILE_VARIANTS)
@@ -458,9 +461,7 @@ class PlinkFileset(GenotypeFileset):
 
         samples = np.asarray(samples, dtype=np.int64)
         variants = np.asarray(variants, dtype=np.int64)
-        z = _standardized_array(len(samples), len(variants), dtype, buffer)
-        words = np.zeros((len(samples), -(-len(variants) // 64) if missing else 0), dtype=np.uint64)
-        counts = np.zeros(len(samples), np.int64)
+        z, words, counts = _standardized_outputs(len(samples), len(variants), dtype, missing, buffer)
         if not len(samples) or not len(variants):
             return z, counts, (words if missing else None)
         values = code_values(freq).astype(dtype)
