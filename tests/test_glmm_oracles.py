@@ -154,6 +154,42 @@ def test_fast_laplace_gradient_equals_finite_differences(family):
     assert analytic == pytest.approx(numeric, rel=1e-5, abs=1e-5)
 
 
+@pytest.mark.parametrize("n_nodes", [3, 25])
+@pytest.mark.parametrize("family", ["binomial", "poisson", "negbin"])
+def test_agq_kernel_value_and_gradient(family, n_nodes):
+    """The AGQ kernel's deviance equals the NumPy quadrature (:func:`agq_deviance`) and its
+    gradient (through the nodes, the centre and the scale) equals central differences of it;
+    few nodes make the centre's and scale's terms matter."""
+    from gwas_glmm.mixed.laplace import FAST_CODES, agq_fast
+
+    rng, g, t, x, re = _grouped(seed=3, n_groups=25, per=6)
+    fam = get_family(family)
+    y, weights = _draw(rng, family, fam.link.inverse(0.3 + 0.4 * t + 0.8 * re))
+    term = GroupTerm("g", g, np.arange(25), np.ones((g.size, 1)), ["(Intercept)"])
+    terms = TermSet([term], g.size)
+    code = FAST_CODES[(fam.name, fam.link.name)]
+    constant = float(np.sum(fam.loglik_constant(y, weights)))
+
+    def deviance(params):
+        fam.theta = float(np.exp(params[3]))
+        return agq_fast(code, term, params[:1], x @ params[1:3], y, weights, fam, np.zeros(25), constant, n_nodes, x,
+                        tol=1e-15, max_iter=200)
+
+    params = np.array([0.9, 0.2, 0.3, np.log(2.0)])
+    value, u, grad = deviance(params)
+    theta = params[:1]
+    fam.theta = 2.0
+    _, u_ref, _, _, factor, _ = pirls(terms, theta, terms.design(theta), x @ params[1:3], y, weights, fam,
+                                      np.zeros(25), constant=constant)
+    assert value == pytest.approx(agq_deviance(term, theta, x @ params[1:3], y, weights, fam, u_ref, factor,
+                                               n_nodes), abs=1e-8)
+    h = 1e-5
+    numeric = [(deviance(params + h * e)[0] - deviance(params - h * e)[0]) / (2 * h) for e in np.eye(4)]
+    k = 4 if family == "negbin" else 3
+    assert grad[:k] == pytest.approx(numeric[:k], rel=1e-5, abs=1e-5)
+    assert np.abs(grad[:k]).max() > 1.0
+
+
 @pytest.mark.parametrize("family", ["poisson", "binomial"])
 def test_adaptive_quadrature_equals_numerical_integration(family):
     """AGQ with 30 nodes against scipy's adaptive integration of each group's likelihood; the

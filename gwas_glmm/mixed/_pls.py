@@ -81,8 +81,15 @@ class BlockFactor:
 
 
 def factorize(terms: TermSet, theta, a, w):
+    """Block diagonal for one grouping term; the sparse factor (``_sparse_pls``) for several
+    grouping terms; dense where a known covariance makes A dense."""
     if terms.block_diagonal:
         return BlockFactor(terms.terms[0], theta, w)
+    from ._sparse_pls import pattern_for
+
+    pattern = pattern_for(terms)
+    if pattern is not None:
+        return pattern.factor(pattern.values(theta), w)
     return DenseFactor(a, w)
 
 

@@ -23,6 +23,13 @@ def conditional_cov(terms: TermSet, theta, factor, scale: float = 1.0) -> dict:
         t = term.factor(theta)
         out[terms.keys[0]] = scale * (t @ cov_u @ t.T)
         return out
+    from ._sparse_pls import SparseFactor
+
+    if isinstance(factor, SparseFactor):  # the diagonal blocks of M^-1 from its sparse inverse subset
+        for key, term, s, cov_u in zip(terms.keys, terms.terms, terms.theta_slices, factor.block_covariances()):
+            t = term.factor(theta[s])
+            out[key] = scale * (t @ cov_u @ t.T)
+        return out
     if terms.q > MAX_DENSE:
         return out
     linv = factor.solve_l(np.eye(terms.q))

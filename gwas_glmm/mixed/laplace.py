@@ -17,6 +17,8 @@ from ..exceptions import ConvergenceWarning
 from ._pls import factorize, solve_pls
 from .family import Family
 
+BAD_DEVIANCE = 1e100  # what an objective returns where the inner iteration fails: the step is rejected
+
 
 def conditional_deviance(family: Family, y, mu, weights, constant: float | None = None) -> float:
     """-2 log p(y | u); ``constant`` is the sum of the family's mu-free terms, if known."""
@@ -160,6 +162,79 @@ def pirls_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0
                             len(term.levels), u, y, weights, nb, np.ascontiguousarray(x, dtype=np.float64),
                             numba.get_num_threads())
     return pen - 2.0 * constant + logdet, u, ok, grad
+
+
+class SparsePirls:
+    """The Laplace deviance (and its gradient) of several grouping terms for a canonical
+    count/binary family: the numba PIRLS on the sparse factor of ``_sparse_pls``, whose pattern
+    is analysed once per model.  The mode is carried between evaluations in ``state["u_int"]``
+    (the factor's column order) and published in the model's order as ``state["u"]``."""
+
+    def __init__(self, pattern, code: int, y, weights, family: Family, constant: float):
+        self.pattern, self.code, self.family, self.constant = pattern, code, family, constant
+        self.y = np.ascontiguousarray(y, dtype=np.float64)
+        self.weights = np.ascontiguousarray(weights, dtype=np.float64)
+
+    def deviance(self, theta, eta_fixed, state, x=None, tol=1e-12, max_iter=100):
+        """The deviance, or with ``x`` (deviance, gradient in (theta, beta, log NB theta));
+        BAD_DEVIANCE where the step reaches weights that overflow."""
+        from . import _sparse_numba as k
+
+        pt = self.pattern
+        state["evals"] = state.get("evals", 0) + 1
+        nb = float(getattr(self.family, "theta", 1.0))
+        vals = pt.values(theta)
+        eta_fixed = np.ascontiguousarray(eta_fixed, dtype=np.float64)
+        u0 = state.get("u_int")
+        u0 = np.zeros(pt.q) if u0 is None else u0
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            pen, u, logdet, _, ok = k.pirls(self.code, eta_fixed, vals, *pt.structure(), self.y, self.weights, nb,
+                                            u0, tol, max_iter)
+            dev = pen - 2.0 * self.constant + logdet
+            if not (ok and np.isfinite(dev)):
+                return BAD_DEVIANCE if x is None else (BAD_DEVIANCE, np.zeros(pt.terms.n_theta + x.shape[1] + 1))
+            state["u_int"], state["u"] = u, pt.to_model(u)
+            if x is None:
+                return dev
+            grad = k.laplace_gradient(self.code, eta_fixed, vals, *pt.structure(), self.y, self.weights, nb, u,
+                                      pt.xr, pt.theta_slot, pt.theta_xcol, np.ascontiguousarray(x, dtype=np.float64))
+        if not np.all(np.isfinite(grad)):
+            return BAD_DEVIANCE, np.zeros(len(grad))
+        return dev, grad
+
+
+def sparse_path(terms, family: Family, y, weights, constant: float) -> SparsePirls | None:
+    """The sparse numba PIRLS applies to grouping terms only, beyond one scalar term (which has
+    its own fused kernel), for the families of FAST_CODES."""
+    from ._sparse_pls import pattern_for
+
+    code = FAST_CODES.get((family.name, family.link.name))
+    if code is None:
+        return None
+    pattern = pattern_for(terms)
+    return None if pattern is None else SparsePirls(pattern, code, y, weights, family, constant)
+
+
+def agq_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0, constant: float, n_nodes: int,
+             x, tol=1e-12, max_iter=100):
+    """The AGQ deviance of :func:`agq_deviance` and its exact gradient in (theta, beta, log NB
+    theta) for the families of FAST_CODES: the mode from the fused PIRLS kernel, the quadrature
+    in ``_agq_numba``.  Returns (deviance, u, gradient)."""
+    import numba
+
+    from ._agq_numba import agq_deviance as kernel
+    from ._pirls_numba import pirls_scalar
+
+    z = np.ascontiguousarray(term.x[:, 0], dtype=np.float64)
+    nb = float(getattr(family, "theta", 1.0))
+    eta_fixed = np.ascontiguousarray(eta_fixed, dtype=np.float64)
+    n_levels = len(term.levels)
+    _, u, _, _ = pirls_scalar(code, eta_fixed, z * float(theta[0]), term.codes, n_levels, y, weights, nb,
+                              np.asarray(u0, dtype=np.float64), tol, max_iter, numba.get_num_threads())
+    nodes, node_weights = np.polynomial.hermite.hermgauss(n_nodes)
+    dev, grad = kernel(code, eta_fixed, z, float(theta[0]), term.codes, n_levels, u, y, weights, nb,
+                       np.ascontiguousarray(x, dtype=np.float64), nodes, node_weights, True)
+    return dev - 2.0 * constant, u, grad
 
 
 def known_cov_path(terms, family: Family) -> bool:

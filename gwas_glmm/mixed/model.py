@@ -11,7 +11,19 @@ from .._validation import check_full_rank
 from ..exceptions import ConvergenceWarning, InputError
 from .conditional import conditional_cov, conditional_sd
 from .family import Family, get_family
-from .laplace import agq_deviance, fast_path_code, glm_start, known_cov_path, pirls, pirls_fast, pirls_known
+from .laplace import (
+    BAD_DEVIANCE,
+    FAST_CODES,
+    agq_deviance,
+    agq_fast,
+    fast_path_code,
+    glm_start,
+    known_cov_path,
+    pirls,
+    pirls_fast,
+    pirls_known,
+    sparse_path,
+)
 from .lmm import EigenLmm, lmm_deviance, optimize_theta
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, TermSet
@@ -106,7 +118,14 @@ def _fit(y, x, termset: TermSet, fam: Family, weights, offset, names, method, n_
 
 
 def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
-    res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
+    from ._sparse_pls import pattern_for
+
+    pattern = pattern_for(terms)
+    if pattern is not None:  # grouping terms: the deviance and its analytic gradient in one kernel
+        res = optimize_gradient(lambda th: pattern.lmm_deviance(th, x, y, w, reml), terms.start(), terms.lower(),
+                                gtol=1e-6)
+    else:
+        res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
     theta = np.maximum(res.x, terms.lower())
     dev, sol = lmm_deviance(theta, terms, x, y, w, reml)
     n, p = x.shape
@@ -169,9 +188,6 @@ def _boundary_warnings(result, terms, theta):
             warnings.warn(msg, ConvergenceWarning, stacklevel=3)
 
 
-BAD_DEVIANCE = 1e100
-
-
 def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_agq: int = 1) -> GlmmResult:
     n, p = x.shape
     nt = terms.n_theta
@@ -215,6 +231,10 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
 
     code = fast_path_code(terms, fam) if n_agq == 1 else None
     known = n_agq == 1 and code is None and known_cov_path(terms, fam)
+    # several grouping terms (or slopes) with a count/binary family: the numba PIRLS on the sparse
+    # factor, with the analytic gradient (mixed/_sparse_numba.py)
+    sparse = sparse_path(terms, fam, y, weights, constant) if n_agq == 1 and code is None and not known else None
+    agq_code = FAST_CODES.get((fam.name, fam.link.name)) if n_agq > 1 else None  # one scalar term (checked)
 
     def objective(params):
         theta, beta = unpack(params)
@@ -239,9 +259,13 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
                 return BAD_DEVIANCE
             state["u"] = u
             return dev
+        if sparse is not None:
+            return sparse.deviance(theta, offset + x @ beta, state)
         out = run_pirls(theta, eta_fixed=offset + x @ beta)
         if out is None:
             return BAD_DEVIANCE
+        if agq_code is not None:
+            return objective_agq_grad(params)[0]
         if n_agq > 1:
             return agq_deviance(terms.terms[0], theta, offset + x @ beta, y, weights, fam, out[1], out[4], n_agq)
         return out[0]
@@ -271,13 +295,34 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         state["a"], state["u"] = a, u
         return dev, grad
 
-    # analytic gradients: the fused scalar-intercept kernel, and one known covariance with a
-    # canonical link (its observed weights are the Fisher weights, always positive)
+    def objective_agq_grad(params):  # AGQ: the quadrature and its exact gradient in one kernel
+        theta, beta = unpack(params)
+        state["evals"] += 1
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            dev, u, grad = agq_fast(agq_code, terms.terms[0], theta, offset + x @ beta, y, weights, fam, state["u"],
+                                    constant, n_agq, x)
+        if not (np.isfinite(dev) and np.all(np.isfinite(grad))):
+            return BAD_DEVIANCE, np.zeros(len(params))
+        state["u"] = u
+        return dev, grad[:len(params)]
+
+    def objective_sparse_grad(params):
+        theta, beta = unpack(params)
+        dev, grad = sparse.deviance(theta, offset + x @ beta, state, x=x)
+        return dev, grad[:len(params)]
+
+    # analytic gradients: the fused scalar-intercept kernel, one known covariance with a canonical
+    # link (its observed weights are the Fisher weights, always positive), several grouping terms
+    # on the sparse factor, and AGQ, all for the canonical count/binary families
     with_gradient = objective_grad if code is not None else None
     if known and fam.canonical and not fam.has_theta:
         with_gradient = objective_known_grad
+    if sparse is not None:
+        with_gradient = objective_sparse_grad
+    if agq_code is not None:
+        with_gradient = objective_agq_grad
     extra = [np.log(fam.theta)] if fam.has_theta else []
-    if code is None and not known:  # start the Laplace fit from lme4's nAGQ = 0 fit (beta at the joint mode)
+    if with_gradient is None:  # start the Laplace fit from lme4's nAGQ = 0 fit (beta at the joint mode)
         lower1 = np.concatenate([terms.lower(), [-np.inf] * len(extra)])
         res1 = optimize_theta(stage1, np.concatenate([terms.start(), extra]), lower1, method="COBYQA")
         stage1(res1.x)
@@ -286,7 +331,12 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
         start = np.concatenate([terms.start(), beta0, extra])
     lower = np.concatenate([terms.lower(), np.full(p, -np.inf), [-np.inf] * len(extra)])
     if with_gradient is not None:  # quasi-Newton, and the Hessian from gradient differences
-        res = optimize_gradient(with_gradient, start, lower, n_obs=n)
+        # beta on the scale of its column's spread: L-BFGS's first step has unit length, which
+        # for a covariate in raw units (grouseticks' HEIGHT, SD 50) moves eta by tens and
+        # overflows the weights
+        spread = np.where(np.ptp(x, axis=0) > 0, x.std(axis=0), 1.0)
+        scale = np.concatenate([np.ones(nt), spread, np.ones(len(extra))])
+        res = optimize_gradient(with_gradient, start, lower, n_obs=n, scale=scale)
         params = res.x.copy()
         params[:nt] = np.maximum(params[:nt], terms.lower())
         hess = gradient_hessian(lambda z: with_gradient(z)[1], params)
@@ -316,7 +366,7 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
     return result
 
 
-def optimize_gradient(fun, start, lower, n_obs: int = 0):
+def optimize_gradient(fun, start, lower, n_obs: int = 0, scale=None, gtol: float = 1e-4):
     """Bounded quasi-Newton (L-BFGS-B) on an objective returning (value, gradient).  The
     objective is a deviance (-2 log-likelihood, absolute scale): a gradient below 1e-4 leaves
     well under 1e-8 of log-likelihood on the table, and the inner iteration's rounding makes
@@ -325,12 +375,38 @@ def optimize_gradient(fun, start, lower, n_obs: int = 0):
     deviance that is O(n)), while what a gradient g leaves, g^2 / 2H, shrinks as H grows with n.
     At n = 1,000,000 (NB2, 50,000 groups) the gradient's noise was about 2e-3: with 1e-4 the
     search ended on its function-change test after 46-56 evaluations instead of 26 at 3.2e-3,
-    with the same log-likelihood to 1e-9."""
+    with the same log-likelihood to 1e-9.
+
+    ``scale``: the search runs over params * scale (the gradient divided by it), so that a unit
+    step means the same for every parameter; the result is in the original units."""
     from scipy import optimize
 
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
-    return optimize.minimize(fun, start, jac=True, method="L-BFGS-B", bounds=bounds,
-                             options={"ftol": 1e-15, "gtol": 1e-4 * max(1.0, n_obs / 1e5) ** 1.5, "maxiter": 1000})
+    scale = np.ones(len(start)) if scale is None else np.asarray(scale, dtype=float)
+
+    def scaled(z):
+        value, grad = fun(z / scale)
+        return value, grad / scale
+
+    bounds = [(lo * sc if np.isfinite(lo) else None, None) for lo, sc in zip(lower, scale)]
+    options = {"ftol": 1e-15, "gtol": gtol * max(1.0, n_obs / 1e5) ** 1.5, "maxiter": 1000}
+    start = np.asarray(start, dtype=float)
+    res = optimize.minimize(scaled, start * scale, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    # A variance parameter that ends on its bound 0 may sit on a saddle, not a minimum: the
+    # deviance is even in a scalar term's theta and in the last diagonal entry of a
+    # covariance factor, so its gradient there is exactly 0 and the search cannot leave.  Search
+    # once more from that point with those entries back at their starting values and kept off 0
+    # (bounded below by 1e-4, where the gradient is not 0); keep the better of the two.
+    stuck = np.isfinite(lower) & (lower == 0) & (res.x <= 1e-10)
+    if stuck.any():
+        again = res.x.copy()
+        again[stuck] = np.where(start[stuck] > 0, start[stuck], 1.0) * scale[stuck]
+        off = [(1e-4 * scale[k], None) if stuck[k] else bounds[k] for k in range(len(bounds))]
+        res2 = optimize.minimize(scaled, again, jac=True, method="L-BFGS-B", bounds=off, options=options)
+        total = res.nfev + res2.nfev
+        res = res2 if res2.fun < res.fun else res
+        res.nfev = total
+    res.x = res.x / scale
+    return res
 
 
 def gradient_hessian(grad, x0, rel: float = 1e-5):
