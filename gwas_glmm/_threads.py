@@ -232,22 +232,33 @@ def dense_threads(n: int) -> int:
     return dense_plan(n).blas
 
 
+# OpenBLAS runs a matrix-vector product on one thread below m n = 9,216 (2,304 times its
+# GEMM_MULTITHREAD_THRESHOLD of 4): a fit whose products are all that small never wakes a worker
+SERIAL_BLAS_BELOW = 9216
+
+
 @contextlib.contextmanager
-def fit_threads(n_obs: int, dense: int = 0):
+def fit_threads(n_obs: int, dense: int = 0, width: int = 1):
     """Threads for one model fit on the calling thread: BLAS on :func:`dense_threads` of the
     largest dense matrix factorised (``dense``; 0: none, so one thread: the fit's small products
     would only wake workers that then spin on the cores the kernels need), and numba's parallel
     loops on one thread below 200,000 observations (a Poisson GLMM with 5% as many groups took
     0.29 s at n = 100,000 on one thread and 0.27-0.28 s on two; under load the parallel loops'
-    barriers cost a time slice each).  Process-wide for BLAS: not for fits run concurrently."""
+    barriers cost a time slice each).  Process-wide for BLAS: not for fits run concurrently.
+    A fit without dense matrices whose design (``n_obs`` x ``width``) is below
+    SERIAL_BLAS_BELOW leaves BLAS alone: its products run serially anyway, and threadpoolctl's
+    first scan of the loaded libraries (15 ms) would be most of a sleepstudy-sized fit."""
     import numba
 
     before = numba.get_num_threads()
     if n_obs < PARALLEL_KERNELS_FROM:
         numba.set_num_threads(1)
     try:
-        with blas_threads(dense_threads(dense) if dense else 1):
+        if not dense and n_obs * max(width, 1) < SERIAL_BLAS_BELOW:
             yield
+        else:
+            with blas_threads(dense_threads(dense) if dense else 1):
+                yield
     finally:
         numba.set_num_threads(before)
 

@@ -225,10 +225,14 @@ def test_free_cpus_is_a_share_of_the_allowed_cpus():
 def test_a_small_fit_runs_its_kernels_on_one_thread_and_restores_the_setting():
     numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
     before = numba.get_num_threads()
-    with _threads.fit_threads(1000):
+    with _threads.fit_threads(1000, width=10):
         assert numba.get_num_threads() == 1
         assert all(lib["num_threads"] == 1 for lib in threadpool_info() if lib["user_api"] == "blas")
     assert numba.get_num_threads() == before
+    blas_before = sorted(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+    with _threads.fit_threads(1000, width=9):  # every product serial in BLAS anyway: left alone
+        assert numba.get_num_threads() == 1
+        assert sorted(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas") == blas_before
     with _threads.fit_threads(_threads.PARALLEL_KERNELS_FROM):
         assert numba.get_num_threads() == before
 

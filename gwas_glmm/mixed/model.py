@@ -87,7 +87,7 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
     # threads for this fit's size (gwas_glmm._threads.fit_threads): the largest known covariance
     # is the only dense matrix a fit factorises
     dense = max((len(t.levels) for t in termset.terms if isinstance(t, KnownCovTerm)), default=0)
-    with fit_threads(len(y), dense):
+    with fit_threads(len(y), dense, x.shape[1]):
         return _fit(y, x, termset, fam, weights, offset, names, method, n_agq)
 
 
