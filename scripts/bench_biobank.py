@@ -6,6 +6,9 @@ PCs and covariates, no relatedness) and, where installed, BOLT-LMM --lmmInfOnly 
 
     python scripts/bench_biobank.py --n-samples 100000 --n-variants 20000 --workdir /scratch/bb
 
+``--dense``: also the dense path (dense GRM with LOCO, its null models and scans) on the same
+files, for the calibration of both models side by side (N up to about 20,000).
+
 Calibration from the same files: the simulator has no LD, so every variant but a trait's causal
 ones is null; lambda_GC at the median and the 1% / 0.1% quantiles and the type-I error at 1e-4
 (scripts/calibration.py's summary) for ours and plink2.  Writes WORKDIR/bench_biobank.json.
@@ -125,6 +128,9 @@ def main(argv=None) -> None:
                     help="which peer runs to make (plink2 --glm linear/logistic, BOLT-LMM)")
     ap.add_argument("--grm-markers", type=int, help="build the sparse GRM and PCs on this many markers (--thin-count)")
     ap.add_argument("--n-populations", type=int, default=3)
+    ap.add_argument("--dense", action="store_true",
+                    help="also run the dense path (dense GRM with LOCO, its null models and scans) on the same "
+                         "files, for its calibration beside the sparse path's (N up to about 20,000)")
     ap.add_argument("--model", metavar="NxM", help="print the sizing model's estimates at this size and stop")
     ap.add_argument("--jobs", type=int, default=50, help="--model: cluster jobs (4 cores each)")
     args = ap.parse_args(argv)
@@ -179,6 +185,18 @@ def main(argv=None) -> None:
     run("scan_bt", [*_cli(), "scan", "--bfile", prefix, "--null", work / "null_bt.null.h5", "--out", work / "scan",
                     "--threads", threads])
     ours_total = sum(s["seconds"] for s in stages.values())
+    if args.dense:  # what the sparse model gives up: the dense path (LOCO, all pairs) on the same files
+        dense = work / "dense.grm.h5"
+        run("dense_grm", [*_cli(), "grm", "--bfile", prefix, "--out", dense, "--eigen", "--threads", threads,
+                          *filters])
+        dense_common = ["--grm", dense, *common[2:]]
+        run("dense_null_qt", [*_cli(), "null", *dense_common, "--pheno-name", "qt", "--out", work / "dnull_qt"])
+        run("dense_null_bt", [*_cli(), "null", *dense_common, "--pheno-name", "bt1", "bt2", "--out",
+                              work / "dnull_bt"])
+        for trait_set in ("qt", "bt"):
+            run(f"dense_scan_{trait_set}", [*_cli(), "scan", "--bfile", prefix, "--null",
+                                            work / f"dnull_{trait_set}.null.h5", "--out", work / "dscan",
+                                            "--threads", threads])
     plink2 = shutil.which("plink2")
     if plink2 and not args.skip_peers:
         base = [plink2, "--bfile", prefix, "--pheno", f"{prefix}.pheno", "--covar", covar, "--covar-variance-standardize",
@@ -212,7 +230,7 @@ def main(argv=None) -> None:
     if args.grm is not None or args.pcs is not None:
         record["reused"] = {"grm": str(args.grm), "pcs": str(args.pcs)}  # their timings: the run that built them
     record["ours_peak_rss_mb"] = max(s.get("peak_rss_mb", 0) for name, s in stages.items() if "plink2" not in name
-                                     and "bolt" not in name)
+                                     and "bolt" not in name and not name.startswith("dense"))
     n_var = args.n_variants
     record["per_variant_us"] = {"ours_scan_qt": stages["scan_qt"]["seconds"] / n_var * 1e6,
                                 "ours_scan_bt (2 traits)": stages["scan_bt"]["seconds"] / n_var * 1e6}
@@ -228,6 +246,8 @@ def main(argv=None) -> None:
     for trait in ("qt", "bt1", "bt2"):
         causal = set(truth.ID[truth.TRAIT == trait])
         calib[f"ours_{trait}"] = _calibration(_ours(work / f"scan.{trait}.tsv.gz"), causal)
+        if (work / f"dscan.{trait}.tsv.gz").exists() and args.dense:
+            calib[f"dense_{trait}"] = _calibration(_ours(work / f"dscan.{trait}.tsv.gz"), causal)
         p2 = work / (f"p2.{trait}.glm.linear" if trait == "qt" else f"p2.{trait}.glm.logistic.hybrid")
         if p2.exists():
             calib[f"plink2_{trait}"] = _calibration(_plink2(p2), causal)

@@ -10,7 +10,9 @@ from conftest import DATA
 import gwas_glmm as gg
 from gwas_glmm import InputError
 from gwas_glmm.datasets import load as load_dataset
+from gwas_glmm.mixed import GroupTerm, fit_glmm
 from gwas_glmm.mixed.formula import _parse_rhs, model_frame
+from gwas_glmm.mixed.terms import encode
 
 
 def test_parse_bars_offsets_and_nesting():
@@ -77,8 +79,9 @@ def test_terms_sharing_a_grouping_factor_keep_both_modes():
     """Two terms on one grouping factor are two results, named as lme4 names them (``Subject``,
     ``Subject.1``): the intercepts' modes were once overwritten by the slopes'.  Reference: lme4,
     ``lmer(Reaction ~ Days + (Days || Subject), sleepstudy)`` (scripts/make_reference/r_glmm.R),
-    the same model as the two terms written out; ``(Days || Subject)`` here is one term with a
-    diagonal covariance, whose two columns must equal the two terms' modes."""
+    the same model as the two terms written out, which ``(Days || Subject)`` expands to here as
+    in lme4; the one-term form with a diagonal covariance (``GroupTerm(correlated=False)``) must
+    give the same modes in its two columns."""
     d = load_dataset("sleepstudy")
     fit = gg.glmm("Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)", data=d)
     assert [c.group for c in fit.components] == ["Subject", "Subject.1"]
@@ -93,7 +96,13 @@ def test_terms_sharing_a_grouping_factor_keep_both_modes():
     levels_1, slopes = fit.random_effects["Subject.1"]
     assert list(levels) == list(levels_1)
     assert not np.allclose(intercepts, slopes)
-    one_term = gg.glmm("Reaction ~ Days + (Days || Subject)", data=d)
+    expanded = gg.glmm("Reaction ~ Days + (Days || Subject)", data=d)
+    assert [c.group for c in expanded.components] == ["Subject", "Subject.1"]
+    assert expanded.loglik == pytest.approx(fit.loglik, abs=1e-8)
+    codes, levels = encode(d.Subject, "Subject")
+    one_term = fit_glmm(d.Reaction, np.column_stack([np.ones(len(d)), d.Days]),
+                        [GroupTerm("Subject", codes, levels, np.column_stack([np.ones(len(d)), d.Days]),
+                                   ["(Intercept)", "Days"], correlated=False)])
     both = np.column_stack([intercepts[:, 0], slopes[:, 0]])
     np.testing.assert_allclose(one_term.random_effects["Subject"][1], both, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(np.column_stack([fit.conditional_se["Subject"][:, 0], fit.conditional_se["Subject.1"][:, 0]]),

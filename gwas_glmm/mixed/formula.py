@@ -5,7 +5,8 @@ Fixed effects, factors (pandas categoricals and strings; ``C(x)`` for numbers) a
 are built by formulaic; this module adds what lme4 has and formulaic does not:
 
 * random-effect terms ``(expr | group)`` (correlated coefficients) and ``(expr || group)``
-  (independent), ``group`` a column, ``g1:g2`` (interaction) or ``g1/g2`` (nested: both
+  (independent: one term a column, as lme4 expands it, named ``group``, ``group.1``, ...),
+  ``group`` a column, ``g1:g2`` (interaction) or ``g1/g2`` (nested: both
   ``g1`` and ``g1:g2``);
 * ``(1 | id)`` whose covariance is a known matrix: ``covariance={"id": K}`` with K a
   :class:`~gwas_glmm.kinship.Kinship` or a pandas DataFrame indexed by the IDs;
@@ -188,7 +189,10 @@ def model_frame(formula: str, data: pd.DataFrame, *, covariance: dict | None = N
         rm = _columns(data, expr, f"the random effects of {group!r}")
         xr = rm.to_numpy().astype(float)
         rnames = ["(Intercept)" if c == "Intercept" else c for c in rm.columns]
-        terms.append(GroupTerm(group, codes, levels, xr, rnames, correlated=correlated))
+        if correlated:
+            terms.append(GroupTerm(group, codes, levels, xr, rnames))
+        else:  # lme4 expands (x || g) into (1 | g) + (0 + x | g): one term a column, named g, g.1, ...
+            terms.extend(GroupTerm(group, codes, levels, xr[:, [k]], [name]) for k, name in enumerate(rnames))
     unknown = set(covariance) - {g for _, g, _ in bars}
     if unknown:
         raise InputError(f"covariance given for {', '.join(sorted(unknown))}, which no (1 | ...) term uses")
