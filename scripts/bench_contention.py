@@ -9,6 +9,8 @@ Stages, each a fresh process (the user's commands), at each --n-samples:
 * ``null_qt`` / ``null_bt``: ``gwas-glmm null``, Gaussian and binomial, LOCO on (a Cholesky
   factorisation per chromosome; the binomial PQL/AI-REML fit one per iteration);
 * ``scan``: ``gwas-glmm scan`` of the Gaussian trait (exact below 8,000 samples, fast above);
+* ``sparse_grm`` / ``pca``: the biobank path's sparse GRM of close relatives (by tiles, cutoff
+  0.05) and 10 principal components;
 
 and the GLMM fits of docs/benchmarks.md, timed inside their process (the second, warm fit):
 ``glmm_cbpp`` (``cbind(incidence, size - incidence) ~ period + (1 | herd)``), ``glmm_grouse``
@@ -130,10 +132,13 @@ def pipeline(prefix: Path, work: Path, tag: str, n: int) -> list[tuple[str, list
                      "--out", str(work / f"b_{tag}")]),
         ("scan", ["scan", "--bfile", str(prefix), "--null", str(work / f"q_{tag}.null.h5"), "--out",
                   str(work / f"s_{tag}"), "--mode", "exact" if n < 8000 else "fast"]),
+        # the biobank path's two stages (issue #17): the sparse GRM by tiles and the PCs
+        ("sparse_grm", ["grm", "--bfile", str(prefix), "--sparse-cutoff", "0.05", "--out", str(work / f"sp_{tag}")]),
+        ("pca", ["pca", "--bfile", str(prefix), "--n-pcs", "10", "--out", str(work / f"pc_{tag}")]),
     ]
 
 
-STEPS = ("grm", "eigen", "null_qt", "null_bt", "scan")
+STEPS = ("grm", "eigen", "null_qt", "null_bt", "scan", "sparse_grm", "pca")
 
 
 def run_condition(python: str, env: dict, prefix: Path, work: Path, tag: str, n: int, fits: bool,
