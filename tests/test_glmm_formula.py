@@ -253,3 +253,7 @@ def test_pql_from_the_formula_is_the_working_models_reml_fixed_point(cbpp_named)
         gg.glmm("Reaction ~ Days + (1 | Subject)", load_dataset("sleepstudy"), method="PQL")
     with pytest.raises(InputError, match="split the term"):
         gg.glmm("cbind(incidence, size - incidence) ~ period + (period | herd)", d, family="binomial", method="PQL")
+    # what that message asks for: || splits the term into one term a column, each PQL takes
+    d["t"] = d.period.astype(float)
+    split = gg.glmm("cbind(incidence, size - incidence) ~ t + (t || herd)", d, family="binomial", method="PQL")
+    assert [c.group for c in split.components] == ["herd", "herd.1"]
