@@ -24,7 +24,7 @@ import numpy as np
 
 from .terms import GroupTerm, TermSet
 
-MAX_REST = 6000  # beyond this many columns outside the first term, S (dense) is refused
+MAX_REST = 6000  # beyond this many columns outside the first term (S dense: 288 MB) the dense factor is used
 
 
 class Pattern:
@@ -114,11 +114,12 @@ class Pattern:
         """(profiled deviance, gradient in theta) of the linear mixed model; the deviance is
         ``BAD_DEVIANCE`` (gradient 0) where M is not positive definite."""
         from ._sparse_numba import lmm_deviance
+        from .laplace import BAD_DEVIANCE
 
         dev, grad = lmm_deviance(self.values(theta), w, *self.structure(), x, y, reml, self.xr, self.theta_slot,
                                  self.theta_xcol, True)
         if not np.isfinite(dev):
-            return 1e100, np.zeros(len(grad))
+            return BAD_DEVIANCE, np.zeros(len(grad))
         return dev, grad
 
     def to_internal(self, b):

@@ -122,7 +122,8 @@ def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
 
     pattern = pattern_for(terms)
     if pattern is not None:  # grouping terms: the deviance and its analytic gradient in one kernel
-        res = optimize_gradient(lambda th: pattern.lmm_deviance(th, x, y, w, reml), terms.start(), terms.lower(),
+        xc, yc, wc = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w))
+        res = optimize_gradient(lambda th: pattern.lmm_deviance(th, xc, yc, wc, reml), terms.start(), terms.lower(),
                                 gtol=1e-6)
     else:
         res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
@@ -261,11 +262,11 @@ def _fit_laplace(y, x, terms: TermSet, fam: Family, weights, offset, names, n_ag
             return dev
         if sparse is not None:
             return sparse.deviance(theta, offset + x @ beta, state)
+        if agq_code is not None:
+            return objective_agq_grad(params)[0]
         out = run_pirls(theta, eta_fixed=offset + x @ beta)
         if out is None:
             return BAD_DEVIANCE
-        if agq_code is not None:
-            return objective_agq_grad(params)[0]
         if n_agq > 1:
             return agq_deviance(terms.terms[0], theta, offset + x @ beta, y, weights, fam, out[1], out[4], n_agq)
         return out[0]
