@@ -264,3 +264,35 @@ def test_short_fam_row(tmp_path):
     path.write_text("A A1 0 0 1 -9\nB B1 0 0 1\n")
     with pytest.raises(InputError, match="x.fam"):
         read_fam(path)
+
+
+def test_worker_fileset_reuses_the_drivers_and_opens_once(fileset, monkeypatch):
+    """A threaded scan's workers read through the driver's open fileset (``share_fileset``); a
+    source nobody shared is opened once however many threads ask for it at the same moment."""
+    import threading
+
+    from gwas_glmm.io import plink
+
+    plink.share_fileset(fileset)
+    assert plink.worker_fileset(fileset.source, fileset.num_threads) is fileset
+    opened = []
+    real = plink.open_genotypes
+
+    def counting(source, **kwargs):
+        opened.append(source)
+        return real(source, **kwargs)
+
+    monkeypatch.setattr(plink, "open_genotypes", counting)
+    plink._opened.cache_clear()
+    results = []
+    start = threading.Barrier(4)
+
+    def ask():
+        start.wait()
+        results.append(plink.worker_fileset(fileset.source, 3))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert len(opened) == 1 and all(r is results[0] for r in results) and results[0] is not fileset
+    plink._opened.cache_clear()
