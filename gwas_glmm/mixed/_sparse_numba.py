@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from .._accelerate import jit
-from ._pirls_numba import STEP_TOL, _derivatives, _digamma, _loglik_kernel
+from ._pirls_numba import STEP_TOL, _derivatives, _digamma, _loglik_kernel, _score_and_weight
 
 
 @jit
@@ -376,7 +376,7 @@ def pirls(code, eta_fixed, vals, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr,
     for _ in range(max_iter):
         eta = eta_fixed + a_times(vals, cols, u)
         for i in range(n):
-            s_i, w_i = _derivative_pair(code, y[i], eta[i], w[i], nb)
+            s_i, w_i = _score_and_weight(code, y[i], eta[i], w[i], nb)
             sc[i, 0] = s_i
             wt[i] = w_i
         d, e, ls, logdet = factorize(vals, wt, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr)
@@ -409,18 +409,12 @@ def pirls(code, eta_fixed, vals, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr,
             break
     eta = eta_fixed + a_times(vals, cols, u)
     for i in range(n):
-        wt[i] = _derivative_pair(code, y[i], eta[i], w[i], nb)[1]
+        wt[i] = _score_and_weight(code, y[i], eta[i], w[i], nb)[1]
     d, e, ls, logdet = factorize(vals, wt, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr)
     if code == 2:
         for i in range(n):
             old -= 2.0 * w[i] * (math.lgamma(y[i] + nb) - math.lgamma(nb))
     return old, u, logdet, converged, math.isfinite(logdet)
-
-
-@jit
-def _derivative_pair(code, y, eta, w, nb):
-    out = _derivatives(code, y, eta, w, nb, 0.0, False)
-    return out[0], out[1]
 
 
 @jit
@@ -479,10 +473,9 @@ def laplace_gradient(code, eta_fixed, vals, cols, pos, p1, n_levels, lev_ptr, le
 
 
 @jit
-def lmm_deviance(vals, w, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr, x, y, reml, xr, theta_slot, theta_xcol,
-                 with_grad):
-    """The profiled deviance of a linear mixed model (``lmm.lmm_deviance``'s value) and, with
-    ``with_grad``, its gradient in theta:
+def lmm_deviance(vals, w, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr, x, y, reml, xr, theta_slot, theta_xcol):
+    """The profiled deviance of a linear mixed model (``lmm.lmm_deviance``'s value) and its
+    gradient in theta:
 
     * log|M|: 2 sum_i w_i a_ki^T G a_i (G = M^-1 on M's pattern, as in :func:`laplace_gradient`);
     * the penalized residual sum of squares r2 by the envelope theorem (it is a minimum over
@@ -533,8 +526,6 @@ def lmm_deviance(vals, w, cols, pos, p1, n_levels, lev_ptr, lev_cols, qr, x, y, 
     dev = logdet + denom * (1.0 + math.log(2.0 * math.pi * r2 / denom)) - logw
     if reml:
         dev += logdet_q
-    if not with_grad:
-        return dev, grad
     g11, g1r, grr = inverse_subset(d, e, ls, p1, n_levels, lev_ptr, lev_cols)
     ga = g_times_rows(vals, cols, pos, p1, g11, g1r, grr)
     if reml and p > 0:

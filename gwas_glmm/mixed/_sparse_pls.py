@@ -117,7 +117,7 @@ class Pattern:
         from .laplace import BAD_DEVIANCE
 
         dev, grad = lmm_deviance(self.values(theta), w, *self.structure(), x, y, reml, self.xr, self.theta_slot,
-                                 self.theta_xcol, True)
+                                 self.theta_xcol)
         if not np.isfinite(dev):
             return BAD_DEVIANCE, np.zeros(len(grad))
         return dev, grad

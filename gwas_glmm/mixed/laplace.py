@@ -220,19 +220,13 @@ def agq_fast(code: int, term, theta, eta_fixed, y, weights, family: Family, u0, 
     """The AGQ deviance of :func:`agq_deviance` and its exact gradient in (theta, beta, log NB
     theta) for the families of FAST_CODES: the mode from the fused PIRLS kernel, the quadrature
     in ``_agq_numba``.  Returns (deviance, u, gradient)."""
-    import numba
-
     from ._agq_numba import agq_deviance as kernel
-    from ._pirls_numba import pirls_scalar
 
-    z = np.ascontiguousarray(term.x[:, 0], dtype=np.float64)
-    nb = float(getattr(family, "theta", 1.0))
     eta_fixed = np.ascontiguousarray(eta_fixed, dtype=np.float64)
-    n_levels = len(term.levels)
-    _, u, _, _ = pirls_scalar(code, eta_fixed, z * float(theta[0]), term.codes, n_levels, y, weights, nb,
-                              np.asarray(u0, dtype=np.float64), tol, max_iter, numba.get_num_threads())
+    _, u, _ = pirls_fast(code, term, theta, eta_fixed, y, weights, family, u0, constant, tol=tol, max_iter=max_iter)
     nodes, node_weights = np.polynomial.hermite.hermgauss(n_nodes)
-    dev, grad = kernel(code, eta_fixed, z, float(theta[0]), term.codes, n_levels, u, y, weights, nb,
+    dev, grad = kernel(code, eta_fixed, np.ascontiguousarray(term.x[:, 0], dtype=np.float64), float(theta[0]),
+                       term.codes, len(term.levels), u, y, weights, float(getattr(family, "theta", 1.0)),
                        np.ascontiguousarray(x, dtype=np.float64), nodes, node_weights, True)
     return dev - 2.0 * constant, u, grad
 
