@@ -213,7 +213,9 @@ def test_conditional_spa_solves_its_saddlepoint_equations():
             wq = np.sqrt(2 * (th @ target - k))
             u = th[0] * np.exp(0.5 * (np.linalg.slogdet(jacobian(th))[1] - ctx.denom))
             expected = stats.norm.logsf(wq + np.log(u / wq) / wq)
-            assert _double_spa_log_tail(tail, ctx, q, var0) == pytest.approx(expected, rel=1e-9)
+            # the search ends on a step below 1e-8 relative that it predicts rather than takes, so
+            # its log det K'' is from one such step before the root: about 1e-8 off
+            assert _double_spa_log_tail(tail, ctx, q, var0) == pytest.approx(expected, rel=1e-8)
 
 
 def test_fast_mode_tracks_exact_mode():
