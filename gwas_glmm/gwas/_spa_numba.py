@@ -1,7 +1,9 @@
 """numba kernels of the saddlepoint approximations (:mod:`gwas.score`): the saddlepoint searches,
-each Newton iteration one fused pass over the samples (the linear predictor, the probabilities,
-the gradient and the Hessian's upper triangle together), where numpy made a pass and a temporary
-for each.  They return the saddlepoint's quantities; the tail formula stays in Python."""
+each Newton step one compiled pass over the samples in cache-sized chunks (the linear predictor,
+the probabilities, the gradient and the Hessian's upper triangle together), where numpy made a
+pass and a temporary for each; for rare variants the double SPA's search on a Taylor model of
+the non-carriers (:func:`double_saddlepoint`).  They return the saddlepoint's quantities; the
+tail formula stays in Python.  docs/methods.md gives the method and its cost."""
 
 from __future__ import annotations
 
