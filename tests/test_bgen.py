@@ -247,14 +247,19 @@ def test_dry_run_counts_the_dosage_decoding(files, tmp_path):
     assert "bgen dosages: about" in (tmp_path / "s.log").read_text()
 
 
-def test_compiled_header_walk_equals_the_package_reader(files, tmp_path):
+@pytest.mark.parametrize("window", [64 << 20, 4096])
+def test_compiled_header_walk_equals_the_package_reader(files, tmp_path, window, monkeypatch):
     """The variants, allele counts and genotype-block ranges from the compiled walk over the
     file's bytes equal those from the bgen package's reader: layouts 1 and 2, zlib, zstd and no
     compression, a three-allele variant and empty ID fields; a truncated file is left to the
-    package (the walk returns None)."""
+    package (the walk returns None).  With a 4 KiB window the walk crosses many windows, and
+    grows one that a header does not fit in."""
     from bgen import BgenReader, BgenWriter
 
+    from gwas_glmm.io import bgen as module
     from gwas_glmm.io.bgen import _read_variants, _walk_variants
+
+    monkeypatch.setattr(module, "WALK_WINDOW", window)
 
     made = []
     for compression in ("zstd", "zlib", None):
@@ -263,6 +268,7 @@ def test_compiled_header_walk_equals_the_package_reader(files, tmp_path):
             out.add_variant("v1", "rs1", "1", 10, ["A", "G"], np.array([[1, 0, 0]] * 3), ploidy=2)
             out.add_variant("", "", "2", 20, ["AT", "G", "TTT"], np.array([[1, 0, 0, 0, 0, 0]] * 3), ploidy=2)
             out.add_variant("v3", "", "X", 30, ["A" * 80, "G"], np.array([[0, 1, 0]] * 3), ploidy=2)
+            out.add_variant("v4", "rs4", "X", 40, ["C" * 5000, "G"], np.array([[0, 1, 0]] * 3), ploidy=2)
         made.append(path)
     for path in [files / "tiny_hard8.bgen", files / "tiny_dos16.bgen", files / "tiny_v11.bgen", *made]:
         reader = BgenReader(str(path), delay_parsing=True)
@@ -276,7 +282,7 @@ def test_compiled_header_walk_equals_the_package_reader(files, tmp_path):
             np.testing.assert_array_equal(walked[2], expected[2])
         reader.close()
     assert list(_walk_variants(made[1], BgenReader(str(made[1]), delay_parsing=True).header)[0].id) == [
-        "rs1", "2:20", "v3"]
+        "rs1", "2:20", "v3", "rs4"]
     data = made[1].read_bytes()
     (tmp_path / "cut.bgen").write_bytes(data[:-5])
     assert _walk_variants(tmp_path / "cut.bgen", BgenReader(str(made[1]), delay_parsing=True).header) is None

@@ -1,6 +1,6 @@
 """numba kernel: the variant headers of a BGEN file (the specification's "Variant identifying
-data"), walked from the first variant to the last over the file's bytes, genotype blocks
-skipped by their stored lengths: where each text field lies, the position, the allele count and
+data"), walked from the first variant to the last over windows of the file's bytes, genotype
+blocks skipped by their stored lengths: where each text field lies, the position, the allele count and
 the genotype block's byte range, for every variant at once (the ``bgen`` package's iterator made
 a Python object per variant: 12-14 s for 1,000,000 variants).
 
@@ -34,61 +34,55 @@ def _u32(buf, at):
 
 
 @jit
-def walk(buf, first, layout, compressed, n_samples, out):
-    """Fill ``out`` (n_variants, COLUMNS) from the variant at byte ``first`` of ``buf`` (the file,
-    uint8).  The genotype block's range starts at its C field (layout 2: what the decoder reads).
-    Returns the number of variants walked: fewer than asked where the file ends first or a
-    field does not add up (the caller then reads the headers another way, which names the
-    problem)."""
-    size = buf.shape[0]
+def walk(buf, base, first, layout, compressed, n_samples, out):
+    """Fill rows of ``out`` (n_variants, COLUMNS) from the variant at byte ``first`` of the file,
+    ``buf`` holding its bytes from ``base`` on (a window of it: uint8).  Byte positions in ``out``
+    are the file's; a genotype block's range starts at its C field (what the layout-2 decoder
+    reads) and may end beyond the window.  Returns (rows filled, where the next variant starts):
+    it stops at the first variant whose header the window does not hold to its C field."""
+    end = base + buf.shape[0]
     at = first
     for k in range(out.shape[0]):
+        start = at
         if layout == 1:
-            if at + 4 > size:
-                return k
             at += 4  # the sample count
         for field in (VARID, RSID, CHROM):
-            if at + 2 > size:
-                return k
-            length = _u16(buf, at)
+            if at + 2 > end:
+                return k, start
+            length = _u16(buf, at - base)
             out[k, field], out[k, field + 1] = at + 2, length
             at += 2 + length
-        if at + 4 > size:
-            return k
-        out[k, POS] = _u32(buf, at)
+        if at + 4 > end:
+            return k, start
+        out[k, POS] = _u32(buf, at - base)
         at += 4
         count = 2
         if layout == 2:
-            if at + 2 > size:
-                return k
-            count = _u16(buf, at)
+            if at + 2 > end:
+                return k, start
+            count = _u16(buf, at - base)
             at += 2
         out[k, NALLELES] = count
         out[k, ALLELE0] = out[k, ALLELE0 + 1] = out[k, ALLELE1] = out[k, ALLELE1 + 1] = 0
         for a in range(count):
-            if at + 4 > size:
-                return k
-            length = _u32(buf, at)
+            if at + 4 > end:
+                return k, start
+            length = _u32(buf, at - base)
             if a < 2:
                 out[k, ALLELE0 + 2 * a], out[k, ALLELE0 + 2 * a + 1] = at + 4, length
             at += 4 + length
+        if at > end or (not (layout == 1 and not compressed) and at + 4 > end):
+            return k, start
         out[k, BLOCK] = at
-        if layout == 1 and not compressed:
-            at += 6 * n_samples
-        else:
-            if at + 4 > size:
-                return k
-            at += 4 + _u32(buf, at)
-        if at > size:
-            return k
+        at += 6 * n_samples if layout == 1 and not compressed else 4 + _u32(buf, at - base)
         out[k, BLOCK + 1] = at
-    return out.shape[0]
+    return out.shape[0], at
 
 
 @jit
 def gather(buf, offsets, lengths, out):
     """Row k of ``out`` (n, width) uint8, zeroed: the ``lengths[k]`` bytes of ``buf`` at ``offsets[k]``
-    (at most ``width``; the caller reads longer fields itself)."""
+    (positions in ``buf``; at most ``width``: the caller reads longer fields itself)."""
     width = out.shape[1]
     for k in range(out.shape[0]):
         start = offsets[k]
