@@ -254,7 +254,10 @@ def main(argv=None) -> None:
             calib[f"dense_{trait}"] = _calibration(_ours(work / f"dscan.{trait}.tsv.gz"), causal)
         p2 = work / (f"p2.{trait}.glm.linear" if trait == "qt" else f"p2.{trait}.glm.logistic.hybrid")
         if p2.exists():
-            calib[f"plink2_{trait}"] = _calibration(_plink2(p2), causal)
+            peer = stages.get("plink2_glm_linear" if trait == "qt" else "plink2_glm_logistic", {})
+            # a run stopped at --peer-limit leaves the variants it had written: say so in the key
+            partial = "_partial" if peer.get("finished") is False else ""
+            calib[f"plink2_{trait}{partial}"] = _calibration(_plink2(p2), causal)
     for name, c in calib.items():
         lam = c["lambda"]
         print(f"{name:14s} lambda median {lam['median']:.4f}  q0.01 {lam['q0.01']:.4f}  q0.001 {lam['q0.001']:.4f}  "
