@@ -31,11 +31,14 @@ def _softplus(a):
 
 
 @jit(fastmath=_FLAGS)
+def _logistic(a, e):
+    """1 / (1 + e^-a) from ``e`` = e^-|a| (the passes share e with log(1 + e^a)), without overflow."""
+    return 1.0 / (1.0 + e) if a >= 0.0 else e / (1.0 + e)
+
+
+@jit(fastmath=_FLAGS)
 def _expit(a):
-    if a >= 0.0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
+    return _logistic(a, math.exp(-abs(a)))
 
 
 @jit(fastmath=_FLAGS)
@@ -79,7 +82,7 @@ def _evaluate(g, x, eta0, k0, theta, target, level, f, h, lin, pr, wt):
             continue
         for i in range(m):
             e = math.exp(-abs(ls[i]))
-            ps[i] = 1.0 / (1.0 + e) if ls[i] >= 0.0 else e / (1.0 + e)
+            ps[i] = _logistic(ls[i], e)
             ws[i] = ps[i] * (1.0 - ps[i])
         s0 = s1 = 0.0
         for i in range(m):
@@ -201,8 +204,8 @@ def _evaluate_taylor(gc, xc, eta0c, t1, t2, t3, t4, theta, target, level, f, h, 
         el = math.exp(-abs(lin))
         es = math.exp(-abs(s[i]))
         total += max(lin, 0.0) + math.log1p(el) - max(s[i], 0.0) - math.log1p(es)
-        pl[i] = 1.0 / (1.0 + el) if lin >= 0.0 else el / (1.0 + el)
-        ps = 1.0 / (1.0 + es) if s[i] >= 0.0 else es / (1.0 + es)
+        pl[i] = _logistic(lin, el)
+        ps = _logistic(s[i], es)
         wl[i] = pl[i] * (1.0 - pl[i])
         dw[i] = wl[i] - ps * (1.0 - ps)
         s[i] = pl[i] - ps
@@ -271,14 +274,14 @@ def _exact_check(g, x, eta0, k0, theta, target, f, lin, w0, c3, c4, leverage):
         u = lin[i]
         s = eta0[i] + u
         e = math.exp(-abs(s))
-        pr = 1.0 / (1.0 + e) if s >= 0.0 else e / (1.0 + e)
+        pr = _logistic(s, e)
         delta = (pr * (1.0 - pr) - (w0[i] + u * (c3[i] + 0.5 * u * c4[i]))) * leverage[i]
         shift += delta
         bound += abs(delta)
         if g[i] != 0.0:
             s += a * g[i]
             e = math.exp(-abs(s))
-            pr = 1.0 / (1.0 + e) if s >= 0.0 else e / (1.0 + e)
+            pr = _logistic(s, e)
         ksum += max(s, 0.0) + math.log1p(e) - k0[i]
         f[0] += g[i] * pr
         lin[i] = pr

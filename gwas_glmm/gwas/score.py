@@ -310,12 +310,14 @@ class SpaContext:
         eta0 = special.logit(mu)
         constant = bool(np.any(np.all(x == x[:1], axis=0) & (x[0] != 0))) if len(x) else False
         tensors = cumulant_tensors(x, np.ascontiguousarray(mu, dtype=float))
-        logdet = float(np.linalg.slogdet(tensors[0])[1])
         w0 = mu * (1 - mu)
-        try:
-            half = scipy.linalg.solve_triangular(np.linalg.cholesky(tensors[0]), x.T, lower=True)
+        try:  # one factor of X^T W X for its log det and the leverages
+            chol = np.linalg.cholesky(tensors[0])
+            logdet = 2.0 * float(np.sum(np.log(np.diag(chol))))
+            half = scipy.linalg.solve_triangular(chol, x.T, lower=True)
             leverage = np.einsum("ij,ij->j", half, half)
         except np.linalg.LinAlgError:  # X^T W X singular: no Taylor model (its logdet check fails)
+            logdet = float(np.linalg.slogdet(tensors[0])[1])
             leverage = np.full(len(mu), np.inf)
         taylor = (w0, w0 * (1 - 2 * mu), w0 * (1 - 6 * w0), leverage)
         return cls(mu, x, eta0, _softplus(eta0), x.T @ mu, logdet, float(np.sum(mu)) if constant else None, tensors,
