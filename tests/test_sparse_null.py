@@ -15,7 +15,7 @@ from gwas_glmm.exceptions import InputError
 from gwas_glmm.gwas import score_test
 from gwas_glmm.gwas.nullfit import fit_null_models
 from gwas_glmm.gwas.store import load_nulls, null_header, save_nulls
-from gwas_glmm.kinship import Kinship
+from gwas_glmm.kinship import Kinship, components
 from gwas_glmm.kinship.components import BlockKinship, Components
 from gwas_glmm.kinship.sparse_grm import sparse_grm
 
@@ -86,20 +86,27 @@ def test_block_algebra_equals_the_dense_matrices():
         assert factor.trace_inv(c) == pytest.approx(np.trace(np.linalg.solve(sigma, k)), rel=1e-12)
     with pytest.raises(InputError, match="not positive semi-definite"):
         BlockKinship.of(scipy.sparse.csr_matrix(_blocky(rng, psd=False))).eigen()
-    with pytest.raises(InputError, match="largest group of related samples has 7 samples.*--max-block-memory"):
+    with pytest.raises(InputError, match="group of related samples has 7 samples.*--max-block-memory"):
         Components.of(scipy.sparse.csr_matrix(k)).check_memory(1000, "grm.h5")
 
 
+@pytest.mark.parametrize("chol", [False, True], ids=["dense-blocks", "sparse-cholesky"])
 @pytest.mark.parametrize(("family", "column"), [("gaussian", "qt"), ("binomial", "bt"), ("poisson", "count"),
                                                 ("negbin", "count")])
 def test_sparse_null_and_exact_scores_equal_the_dense_path(one_population_cohort, sparse_kin, traits, dosages, family,
-                                                           column):
+                                                           column, chol, monkeypatch):
+    """``chol``: every group of 2 or more factorised by the sparse Cholesky path (kinship.sparse_chol),
+    which by default takes only groups of 256 or more whose factor stays sparse."""
+    if chol:
+        monkeypatch.setattr(components, "SPARSE_MIN_SIZE", 2)
+        monkeypatch.setattr(components, "SPARSE_FILL", 1.0)
     pheno = read_phenotypes(traits, [column]).for_family(family)
     covar = read_covariates(one_population_cohort.covar, ["age", "sex"])
     found = {}
     for sparse in (False, True):
         nulls, _, _, iid, _ = fit_null_models(sparse_kin, pheno, covar, family, sparse=sparse)
         found[sparse] = nulls[column]
+    assert len(found[True].chol_parts) == (int(np.sum(Components.of(sparse_kin.matrix).sizes > 1)) if chol else 0)
     rows = np.searchsorted(sparse_kin.iid, iid) if np.all(sparse_kin.iid[:-1] < sparse_kin.iid[1:]) else \
         np.array([list(sparse_kin.iid).index(i) for i in iid])
     dense, sparse = found[False], found[True]

@@ -224,8 +224,8 @@ def _add_gwas_commands(sub) -> None:
                       "no LOCO, PCs as covariates); default: on when --grm holds only a sparse GRM (.h5 from grm "
                       "--sparse-cutoff, .grm.sp, .mtx)")
     null.add_argument("--max-block-memory", type=float, default=None, metavar="GIB",
-                      help="sparse path: memory the largest group of related samples may take as a dense block "
-                      "(default: half this machine's)")
+                      help="sparse path: memory a group of related samples may take while factorised, as a dense "
+                      "block or a sparse Cholesky factor (default: half this machine's)")
     _add_common(null, "output file (FILE.h5, or PREFIX -> PREFIX.null.h5)")
     _add_dry_run(null)
     null.set_defaults(runner="null")

@@ -61,6 +61,9 @@ class NullModel:
     fast_rank: int | None = None
     # a null on a sparse GRM (gwas.sparse_null): Sigma^-1 = W^T W with W this sparse block-diagonal matrix
     whitener: object | None = None
+    # ... and its groups too large for dense blocks: kinship.sparse_chol.SparseCholesky factors (their
+    # rows of W are empty)
+    chol_parts: list = field(default_factory=list)
 
     @property
     def is_sparse(self) -> bool:
@@ -103,7 +106,10 @@ class NullModel:
     def sigma_inv(self, g: np.ndarray) -> np.ndarray:
         """Sigma^-1 @ g for an (n, m) block."""
         if self.whitener is not None:
-            return np.asarray(self.whitener.T @ (self.whitener @ g))
+            out = np.asarray(self.whitener.T @ (self.whitener @ g))
+            for part in self.chol_parts:
+                part.solve_into(g, out)
+            return out
         if self.eig_vectors is not None:
             return self.eig_vectors @ (self.eig_inv_d[:, None] * (self.eig_vectors.T @ g))
         return sla.cho_solve((self.chol, True), g, check_finite=False)
@@ -111,7 +117,10 @@ class NullModel:
     def whiten(self, g: np.ndarray) -> np.ndarray:
         """L^-1 g with Sigma = L L^T, so that g^T Sigma^-1 g = |L^-1 g|^2 (one matrix product)."""
         if self.whitener is not None:
-            return np.asarray(self.whitener @ g)
+            out = np.asarray(self.whitener @ g)
+            for part in self.chol_parts:
+                part.whiten_into(g, out)
+            return out
         if self.eig_vectors is not None:
             return np.sqrt(self.eig_inv_d)[:, None] * (self.eig_vectors.T @ g)
         return solve_lower(self.chol, g)  # releases the GIL: scan workers solve in parallel

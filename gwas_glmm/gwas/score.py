@@ -118,6 +118,8 @@ def sparse_exact_parts(null: NullModel, g: np.ndarray) -> tuple[np.ndarray, np.n
     g = np.asfortranarray(g)
     dots, wsq = project(g, cache["columns"], cache["weights"])
     wsq = wsq + whitened_sumsq(g, *cache["csr"])
+    for part in null.chol_parts:  # groups too large for dense blocks: W's rows are empty there
+        part.sumsq_whitened(g, wsq)
     gsx = dots[1:].T
     return wsq - np.einsum("ij,jk,ik->i", gsx, null.xsx_inv, gsx), dots[0]
 

@@ -11,7 +11,9 @@ exact and O(N): Sigma = phi W^-1 + tau K_sparse is block diagonal by groups of r
 
 The fitted model keeps Sigma^-1 as W^T W with W sparse block diagonal (``NullModel.whitener``),
 so an exact score variance G^T P G costs O(nnz(W) + N p) per variant.  Memory: O(nnz(K) +
-nnz(W) + N p); the largest group of relatives must fit as one dense block.
+nnz(W) + N p).  Groups too large for dense blocks (kinship.sparse_chol) keep a sparse Cholesky
+factor instead; Gaussian traits with such a group are fitted by AI-REML through the factors
+(the same REML optimum) instead of the eigenbasis.
 
 Principal components and other covariates enter X; there is no LOCO (close relatives share
 few segments with a tested variant's chromosome; fastGWA and SAIGE's sparse mode do the same).
@@ -34,7 +36,7 @@ log = get_logger("null")
 
 
 def default_block_limit() -> float:
-    """Bytes a group of relatives' dense block may use while factorised: half this machine's memory."""
+    """Bytes a group of relatives may use while factorised: half this machine's memory."""
     from ..sizing import total_memory
 
     total = total_memory()
@@ -50,7 +52,11 @@ def fit_null_sparse(y, x, matrix, family: str, *, iid, tol: float = 1e-6, offset
     log.info("%s: %s", source, summary)
     y = np.asarray(y, dtype=float)
     x = np.asarray(x, dtype=float)
-    if family == "gaussian":
+    if blocks.large:
+        log.info("%s: %d group(s) of %s samples factorised by sparse Cholesky (%s entries)", source,
+                 len(blocks.large), ", ".join(str(f.size) for f in blocks.large),
+                 ", ".join(str(f.nnz) for f in blocks.large))
+    if family == "gaussian" and not blocks.large:
         model = _gaussian(y if offset is None else y - offset, x, blocks, source)
     else:
         model = _pql(y, x, blocks, family, tol=tol, offset=offset, coef_names=coef_names)
@@ -87,9 +93,14 @@ def _pql(y, x, blocks: BlockKinship, family: str, *, tol, offset, coef_names) ->
                   covariance=lambda w, phi, tau: blocks.factor(phi / w, tau[0]))
     wm = fit.extra["working"]
     tau = float(wm.tau[0])
-    status = {"method": "PQL/AI-REML (sparse GRM, by blocks)", "converged": fit.converged,
+    method = "REML (AI-REML" if family == "gaussian" else "PQL/AI-REML ("
+    method += ", sparse GRM by blocks" if family == "gaussian" else "sparse GRM, by blocks"
+    if blocks.large:
+        method += "; sparse Cholesky for the largest groups"
+    status = {"method": method + ")", "converged": fit.converged,
               "iterations": fit.n_evaluations, "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(tau <= 0),
               "warnings": fit.warnings}
     return NullModel(family, None, x, wm.py, wm.w, wm.mu, y, fit.beta, tau, float(wm.phi), wm.sigma_inv_x,
-                     wm.xt_sigma_inv_x_inv, whitener=wm.sigma.whitener, status=status, dispersion=fit.dispersion,
+                     wm.xt_sigma_inv_x_inv, whitener=wm.sigma.whitener, chol_parts=wm.sigma.large, status=status,
+                     dispersion=fit.dispersion,
                      y_work=wm.y_work, offset=offset)

@@ -11,7 +11,9 @@
         phenotype is observed in only some of the file's samples: their positions; every vector of
         the group follows that order)
         or whitener/data, indices, indptr (a sparse-GRM null: CSR of W with Sigma^-1 = W^T W,
-        block diagonal by groups of related samples)
+        block diagonal by groups of related samples) and chol_parts/<k>/members, lp, li, lx (groups
+        too large for dense blocks: their rows of W are empty; a sparse Cholesky factor L of their
+        block in the order of ``members``, CSC, Sigma_b^-1 = P' L'^-1 L^-1 P)
 /pheno/<name>/loco/<chrom>/py, sigma_inv_x, xsx_inv, mu   the same with chromosome <chrom> left
                          out of the GRM (gwas/loco.py), for testing that chromosome's variants
 
@@ -78,6 +80,9 @@ def save_nulls(path, nulls: dict[str, NullModel], *, fid, iid, grm: str = "", pr
                 w = m.whitener.tocsr()
                 for key in ("data", "indices", "indptr"):
                     g.create_dataset(f"whitener/{key}", data=getattr(w, key))
+                for k, part in enumerate(m.chol_parts):
+                    for key in ("members", "lp", "li", "lx"):
+                        g.create_dataset(f"chol_parts/{k}/{key}", data=getattr(part, key))
             else:
                 g.create_dataset("chol", data=m.chol)
             if m.fast_vectors is not None:
@@ -132,7 +137,9 @@ def null_header(path) -> NullHeader:
                           max((len(g["loco"]) for g in groups if "loco" in g), default=0),
                           bool(parts) and all("loco" in g for g in groups) and all("ratio" in lg.attrs for lg in parts),
                           bool(groups) and all("whitener" in g for g in groups),
-                          max((int(g["whitener/data"].shape[0]) for g in groups if "whitener" in g), default=0))
+                          max((int(g["whitener/data"].shape[0]) + sum(int(p["lx"].shape[0]) for p in
+                                                                        g.get("chol_parts", {}).values())
+                               for g in groups if "whitener" in g), default=0))
 
 
 def _stored_fast_rank(attrs, group) -> int | None:
@@ -149,6 +156,14 @@ def _whitener(group) -> scipy.sparse.csr_matrix | None:
         return None
     w, n = group["whitener"], group["py"].shape[0]
     return scipy.sparse.csr_matrix((w["data"][...], w["indices"][...], w["indptr"][...]), shape=(n, n))
+
+
+def _chol_parts(group) -> list:
+    from ..kinship.sparse_chol import SparseCholesky
+
+    parts = group.get("chol_parts", {})
+    return [SparseCholesky.stored(*(parts[k][key][...] for key in ("members", "lp", "li", "lx")))
+            for k in sorted(parts, key=int)]
 
 
 def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], np.ndarray, np.ndarray, dict]:
@@ -184,7 +199,7 @@ def load_nulls(path, *, fast_only: bool = False) -> tuple[dict[str, NullModel], 
                 family=str(a["family"]), iid=iid if index is None else iid[index], tau=float(a["tau"]),
                 phi=float(a["phi"]), index=index, **eigen,
                 chol=g["chol"][...] if "chol" in g and not fast_only else None, status=json.loads(a["status"]),
-                whitener=_whitener(g),
+                whitener=_whitener(g), chol_parts=_chol_parts(g),
                 y_work=g["y_work"][...] if "y_work" in g else None,
                 offset=g["offset"][...] if "offset" in g else None,
                 fast_rank=_stored_fast_rank(a, g),

@@ -11,13 +11,16 @@ Blocks of the same size are stacked and factorised by one batched LAPACK call (n
 factors are kept as one sparse matrix ``W`` (CSR, block-diagonal, in the samples' own order) with
 ``Sigma^-1 = W^T W``: whitening a genotype block is one sparse product, O(nnz(W)) per variant.
 
-Components are dense blocks whatever their size; one whose block (about 4 s^2 x 8 bytes while
-factorised) does not fit the memory allowed is refused with a message, before any work.
+A group of SPARSE_MIN_SIZE samples or more whose sparse Cholesky factor (after a fill-reducing
+ordering) keeps at most a quarter of the dense triangle's entries, or whose dense block (about
+4 s^2 x 8 bytes while factorised) would not fit the memory allowed, is factorised sparsely instead
+(:mod:`.sparse_chol`): a low GRM cutoff or large connected pedigrees make such groups.  Only a
+group whose sparse factor does not fit either is refused, with a message, before any work.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse
@@ -26,6 +29,9 @@ from scipy.sparse import csgraph
 from ..exceptions import InputError
 
 BLOCK_WORK_BYTES = 4 * 8  # bytes per entry of a component's block while it is factorised
+SPARSE_WORK_BYTES = 4 * 8  # bytes per entry of a sparse factor (L, its selected inverse, row indices)
+SPARSE_MIN_SIZE = 256  # groups at least this large are analysed for a sparse factor
+SPARSE_FILL = 0.25  # ... and kept sparse when L has at most this share of the dense triangle's entries
 
 
 @dataclass(frozen=True)
@@ -54,25 +60,34 @@ class Components:
         return (f"{len(self.sizes)} groups of related samples: {singletons} samples with no relative, "
                 f"{len(self.sizes) - singletons} groups of 2 or more (largest {biggest})")
 
-    def groups(self) -> list[np.ndarray]:
-        """The samples of the components of 2 or more, stacked by size: one (count, size) array of
-        sample indices per size (each row one component, its samples ascending)."""
+    def groups(self, exclude=()) -> list[np.ndarray]:
+        """The samples of the components of 2 or more (but those in ``exclude``), stacked by size:
+        one (count, size) array of sample indices per size (each row one component, its samples
+        ascending)."""
         order = np.argsort(self.labels, kind="stable")  # samples grouped by component, ascending inside
         starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         out = []
-        for size in np.unique(self.sizes[self.sizes > 1]):
-            comps = np.flatnonzero(self.sizes == size)
+        dense = self.sizes > 1
+        dense[np.asarray(list(exclude), dtype=np.int64)] = False
+        for size in np.unique(self.sizes[dense]):
+            comps = np.flatnonzero((self.sizes == size) & dense)
             out.append(order[starts[comps][:, None] + np.arange(size)])
         return out
+
+    def members(self, component: int) -> np.ndarray:
+        return np.flatnonzero(self.labels == component)
 
     def singletons(self) -> np.ndarray:
         return np.flatnonzero(self.sizes[self.labels] == 1)
 
-    def check_memory(self, limit_bytes: float, source: str) -> None:
-        need = BLOCK_WORK_BYTES * float(self.largest) ** 2
+    def check_memory(self, limit_bytes: float, source: str, size: int | None = None, nnz: int | None = None) -> None:
+        """Refuse a group whose dense block (or, given ``nnz``, sparse factor) needs more than ``limit_bytes``."""
+        size = self.largest if size is None else size
+        need = BLOCK_WORK_BYTES * float(size) ** 2 if nnz is None else SPARSE_WORK_BYTES * float(nnz)
         if need > limit_bytes:
+            what = "dense block" if nnz is None else f"sparse Cholesky factor ({nnz} entries)"
             raise InputError(
-                f"{source}: the largest group of related samples has {self.largest} samples, whose dense block "
+                f"{source}: a group of related samples has {size} samples, whose {what} "
                 f"needs {need / 2**30:.1f} GiB, more than the {limit_bytes / 2**30:.1f} GiB allowed; rebuild the sparse "
                 "GRM with a higher --sparse-cutoff (fewer distant pairs join families into one group), or allow more "
                 "memory (--max-block-memory)")
@@ -126,16 +141,33 @@ class BlockKinship:
     stacks: list[np.ndarray]
     singles: np.ndarray
     single_diag: np.ndarray
+    large: list = field(default_factory=list)  # SparseCholesky analyses of the groups factorised sparsely
 
     @classmethod
     def of(cls, matrix, *, limit_bytes: float = float("inf"), source: str = "sparse GRM") -> BlockKinship:
+        from .sparse_chol import SparseCholesky
+
         matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
         comps = Components.of(matrix)
-        comps.check_memory(limit_bytes, source)
-        groups = comps.groups()
+        large, sparse_ids = [], []
+        for c in np.flatnonzero(comps.sizes >= SPARSE_MIN_SIZE):
+            size = int(comps.sizes[c])
+            dense_fits = BLOCK_WORK_BYTES * float(size) ** 2 <= limit_bytes
+            cap = SPARSE_FILL * size * (size + 1) / 2 if dense_fits else limit_bytes / SPARSE_WORK_BYTES
+            analysis = SparseCholesky.analyse(matrix, comps.members(c), max_nnz=cap)
+            if isinstance(analysis, int):  # the factor fills in too much: dense if it fits, else refused
+                if not dense_fits:
+                    comps.check_memory(limit_bytes, source, size, analysis)
+                continue
+            large.append(analysis)
+            sparse_ids.append(c)
+        sizes = comps.sizes.copy()
+        sizes[sparse_ids] = 1
+        comps.check_memory(limit_bytes, source, int(sizes.max()) if len(sizes) else 0)
+        groups = comps.groups(exclude=sparse_ids)
         singles = comps.singletons()
         return cls(matrix, comps, groups, _stacks(matrix, groups, comps.n), singles,
-                   matrix.diagonal()[singles])
+                   matrix.diagonal()[singles], large)
 
     @property
     def n(self) -> int:
@@ -145,6 +177,8 @@ class BlockKinship:
         """(values, vectors): K = U diag(values) U^T with U block diagonal and sparse (one batched
         ``syevd`` per block size); eigenvalues below the rank tolerance clipped to 0, a block with
         an eigenvalue below -psd_tol times its largest refused, as for a dense kinship."""
+        if self.large:
+            raise ValueError("internal: eigen() of a kinship with groups factorised sparsely")
         values = np.empty(self.n)
         values[self.singles] = self.single_diag
         vec_blocks = []
@@ -171,17 +205,28 @@ class BlockKinship:
         return BlockFactor.of(self, np.asarray(d, dtype=float), float(tau))
 
 
+def _is_diagonal(c) -> bool:
+    if not scipy.sparse.issparse(c):
+        return False
+    coo = scipy.sparse.coo_matrix(c)
+    return bool(np.all(coo.row == coo.col))
+
+
 @dataclass
 class BlockFactor:
     """Sigma = diag(d) + tau K = L L^T by blocks, kept as ``whitener`` W = L^-1 (sparse, lower
     triangular inside each block), so that Sigma^-1 = W^T W; ``inverses`` holds the same blocks
-    stacked as in ``kin``, for traces without sparse products."""
+    stacked as in ``kin``, for traces without sparse products.  Groups factorised sparsely
+    (``large``: numeric :class:`~.sparse_chol.SparseCholesky` factors) have empty rows in W and
+    are whitened and solved through their factors."""
 
     whitener: scipy.sparse.csr_matrix
     logdet: float
     kin: BlockKinship
     inverses: list[np.ndarray]
     single_inv: np.ndarray  # 1 / Sigma_ii of the singletons
+    large: list = field(default_factory=list)
+    _selected: list | None = None  # the large factors' selected inverses, computed when first needed
 
     @classmethod
     def of(cls, kin: BlockKinship, d: np.ndarray, tau: float) -> BlockFactor:
@@ -200,27 +245,55 @@ class BlockFactor:
                                  "check that the sparse GRM is a covariance matrix") from None
             logdet += 2.0 * float(np.sum(np.log(chol[:, idx, idx])))
             inverses.append(np.linalg.inv(chol))  # lower triangular; zeros above the diagonal dropped below
+        large = [a.factor(d, tau) for a in kin.large]
+        logdet += sum(f.logdet for f in large)
         whitener = _assemble(kin.n, kin.groups, inverses, kin.singles, 1.0 / np.sqrt(single))
-        return cls(whitener, logdet, kin, inverses, 1.0 / single)
+        return cls(whitener, logdet, kin, inverses, 1.0 / single, large)
 
     def whiten(self, m: np.ndarray) -> np.ndarray:
         """W m, so that m^T Sigma^-1 m = |W m|^2."""
-        return np.asarray(self.whitener @ m)
+        out = np.asarray(self.whitener @ m)
+        for f in self.large:
+            f.whiten_into(m, out)
+        return out
 
     def solve(self, m: np.ndarray) -> np.ndarray:
         """Sigma^-1 m."""
-        return np.asarray(self.whitener.T @ (self.whitener @ m))
+        out = np.asarray(self.whitener.T @ (self.whitener @ m))
+        for f in self.large:
+            f.solve_into(m, out)
+        return out
 
     def inverse(self) -> scipy.sparse.csr_matrix:
-        """Sigma^-1 as a sparse block-diagonal matrix."""
+        """Sigma^-1 as a sparse block-diagonal matrix (groups factorised sparsely: refused)."""
+        if self.large:
+            raise ValueError("internal: the whole inverse of a factor with sparse groups")
         return (self.whitener.T @ self.whitener).tocsr()
+
+    def _selected_inverses(self) -> list[np.ndarray]:
+        if self._selected is None:
+            self._selected = [f.selected_inverse() for f in self.large]
+        return self._selected
+
+    def inverse_diagonal(self) -> np.ndarray:
+        """diag(Sigma^-1): column sums of W's squares, and the large groups' selected inverses."""
+        out = np.asarray(self.whitener.multiply(self.whitener).sum(axis=0)).ravel()
+        for f, z in zip(self.large, self._selected_inverses()):
+            out[f.members] = f.inverse_diagonal(z)
+        return out
 
     def trace_inv(self, c) -> float:
         """tr(Sigma^-1 C) for a symmetric C: for the kinship itself block by block in dense
-        arithmetic, tr(W_b K_b W_b^T) (2 s_b^3 flops a block), else through the sparse inverse."""
+        arithmetic, tr(W_b K_b W_b^T) (2 s_b^3 flops a block), and from the selected inverse for
+        groups factorised sparsely; for a diagonal C from diag(Sigma^-1); else through the sparse
+        inverse."""
         if c is not self.kin.matrix:
+            if _is_diagonal(c):
+                return float(np.dot(self.inverse_diagonal(), c.diagonal()))
             return float(self.inverse().multiply(c).sum())
         total = float(np.sum(self.single_inv * self.kin.single_diag))
         for w, k in zip(self.inverses, self.kin.stacks):
             total += float(np.sum((w @ k) * w))
+        for f, z in zip(self.large, self._selected_inverses()):
+            total += f.trace_kinship(z)
         return total

@@ -71,8 +71,9 @@ class SparseSummary:
         if noise >= 1:
             out.append(f"  WARNING: about {noise:.3g} unrelated pairs pass {self.cutoff:g} by sampling noise alone with "
                        f"{self.n_variants} markers (an entry's sd is 1/sqrt(M) = {1 / np.sqrt(self.n_variants):.4f}); "
-                       "they join unrelated samples into large groups, which the sparse null model fits as dense "
-                       f"blocks: use at least {markers_needed(self.n, self.cutoff)} markers, or a higher cutoff")
+                       "they join unrelated samples into large groups, whose factors fill in (random links "
+                       f"leave little sparsity to keep): use at least {markers_needed(self.n, self.cutoff)} markers, "
+                       "or a higher cutoff")
         return out
 
 

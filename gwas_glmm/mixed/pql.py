@@ -193,7 +193,9 @@ def _fit_pql(y, x, kinships: list, family: str | Family, link: str | None, *, we
         y_work = eta - offset + (y - mu) / d
         sigma, si_x, xsx_inv, beta_w, py = _solve_working(y_work, x, w, phi, tau, mats, covariance)
         # AI-REML step over (phi if Gaussian, tau_1..tau_K)
-        comps = ([np.diag(1.0 / w)] if gaussian else []) + mats
+        residual = (scipy.sparse.diags(1.0 / w) if any(scipy.sparse.issparse(k) for k in mats)
+                    else np.diag(1.0 / w))
+        comps = ([residual] if gaussian else []) + mats
         pk_py = [c @ py for c in comps]
         p_kpy = [_p_apply(sigma, si_x, xsx_inv, v) for v in pk_py]
         score = np.empty(len(comps))
