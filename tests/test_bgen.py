@@ -67,6 +67,40 @@ def test_kernel_decodes_as_the_bgen_package(files, monkeypatch):
         np.testing.assert_array_equal(bgen.read(variants=some), fast[:, some])
 
 
+@pytest.mark.parametrize("name", ["tiny_dos16", "tiny_hard8"])
+def test_one_pass_decoding_equals_decoding_then_gathering(files, name):
+    """read_imputed decodes the usual blocks straight into the gathered rows (``decode_gathered``);
+    against the reader's file-order rows gathered, counted and imputed afterwards (the .pgen's
+    path), with the spreads summed over the same samples: every sample, a subset (the others'
+    sums taken off), and a subset with a sample twice (decoded through a row)."""
+    import dataclasses
+
+    from gwas_glmm.genotype._decode_numba import gathered_sums
+    from gwas_glmm.io.dosage import DosageFileset
+
+    sample = files / (name + ".sample") if (files / (name + ".sample")).exists() else None
+    bgen = BgenFileset(files / f"{name}.bgen", sample=sample)
+    variants = np.arange(bgen.n_variants)
+    for samples in (np.arange(bgen.n_samples), np.arange(3, bgen.n_samples, 2), np.array([4, 9, 9, 1])):
+        n = len(samples)
+        found = {}
+        for how in ("one pass", "two passes"):
+            dosages, mask = np.empty((len(variants), n), np.float32), np.zeros((len(variants), n), bool)
+            if how == "one pass":
+                stats = bgen._decode_imputed(variants, samples, dosages, mask)
+            else:
+                stats = DosageFileset._decode_imputed(bgen, variants, samples, dosages, mask)
+                stats = dataclasses.replace(stats, spread=gathered_sums(bgen._spread_buffer(len(variants)), samples, n))
+            found[how] = dosages, mask, stats
+        (d1, m1, s1), (d2, m2, s2) = found["one pass"], found["two passes"]
+        np.testing.assert_array_equal(d1, d2)
+        np.testing.assert_array_equal(m1, m2)
+        assert m1.any()
+        np.testing.assert_array_equal(s1.n_obs, s2.n_obs)
+        for key in ("allele1_count", "squares", "spread"):
+            np.testing.assert_allclose(getattr(s1, key), getattr(s2, key), rtol=1e-12, atol=1e-9)
+
+
 def test_bgen_info_is_impute_info_from_the_probabilities(files):
     """REGENIE's INFO for BGEN input is IMPUTE's info, 1 - sum_i Var(g_i) / (2 N p (1 - p)) over
     the analysis samples with a call, Var(g_i) = P(AB) + 4 P(BB) - E[g_i]^2: here against that
