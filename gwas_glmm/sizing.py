@@ -242,32 +242,46 @@ def estimate_null(n: int, p: int, k: int, *, family: str, eigen_stored: bool, ma
 
 
 def estimate_null_sparse(n: int, p: int, k: int, *, family: str, sizes: np.ndarray, nnz: int, speed: MachineSpeed,
-                         base: int) -> Estimate:
+                         base: int, factor_counts=()) -> Estimate:
     """The null model on a sparse GRM (``gwas.sparse_null``), from its groups of related samples
-    (``sizes``: those of 2 or more) and its non-zeros: Gaussian, one batched eigendecomposition
-    per block size (9 s^3 flops a block) and O(nnz(U) p) rotations; PQL, per iteration a
-    Cholesky, an inverse and a trace per block (s^3 / 3 + s^3 / 3 + 2 s^3) and sparse products
-    with W.  Memory: the matrix, the blocks and their factors (4 s^2 doubles while factorised),
-    W (12 bytes a non-zero) and a few n x p arrays."""
+    in dense blocks (``sizes``: those of 2 or more) and its non-zeros: Gaussian, one batched
+    eigendecomposition per block size (9 s^3 flops a block) and O(nnz(U) p) rotations; PQL, per
+    iteration a Cholesky, an inverse and a trace per block (s^3 / 3 + s^3 / 3 + 2 s^3) and sparse
+    products with W.  Groups factorised sparsely (``factor_counts``: the column counts of each
+    one's L, from the symbolic analysis the fit makes) cost sum_j c_j^2 multiply-adds per
+    numeric factorisation and twice that for the selected inverse, every iteration (a Gaussian
+    trait with one is fitted by AI-REML, iterating as PQL does).  Memory: the matrix, the blocks
+    and their factors (4 s^2 doubles while factorised), the sparse factors (4 doubles a
+    non-zero), W (12 bytes a non-zero) and a few n x p arrays."""
     sizes = np.asarray(sizes, dtype=float)
     cubes, squares = float(np.sum(sizes**3)), float(np.sum(sizes**2))
     w_nnz = n + squares
-    if family == "gaussian":
+    factor_nnz = float(sum(c.sum() for c in factor_counts))
+    factor_ops = 3.0 * float(sum(np.sum(np.asarray(c, dtype=float) ** 2) for c in factor_counts))
+    if factor_counts:
+        w_nnz += factor_nnz
+    if family == "gaussian" and not factor_counts:
         flops = k * (9.0 * cubes + 4.0 * w_nnz * (p + 1))
         sparse_ops = k * w_nnz * (p + 4)
         block_calls = k * len(sizes)
         detail = [f"Gaussian REML in the blocks' eigenbasis, {k} phenotype(s)"]
     else:
         flops = k * PQL_ITERATIONS * (2.7 * cubes)
-        sparse_ops = k * PQL_ITERATIONS * w_nnz * (2 * p + 8)
+        sparse_ops = k * PQL_ITERATIONS * (w_nnz * (2 * p + 8) + factor_ops)
         block_calls = k * PQL_ITERATIONS * len(sizes) * 3
-        detail = [f"{family} PQL/AI-REML, {k} phenotype(s): ~{PQL_ITERATIONS} iterations, each factorising every block"]
+        method = "AI-REML" if family == "gaussian" else "PQL/AI-REML"
+        detail = [f"{family} {method}, {k} phenotype(s): ~{PQL_ITERATIONS} iterations, each factorising every block"]
+    if factor_counts:
+        detail.append(f"{len(factor_counts)} group(s) of {', '.join(str(len(c)) for c in factor_counts)} samples by "
+                      f"sparse Cholesky ({factor_nnz:.3g} entries; {factor_ops:.3g} multiply-adds an iteration)")
     largest = float(sizes.max()) if len(sizes) else 1.0
-    memory = 12.0 * nnz * 3 + 8.0 * squares * 2 + 4 * 8.0 * largest**2 + 12.0 * w_nnz * 2 + 8.0 * n * p * 8
+    memory = (12.0 * nnz * 3 + 8.0 * squares * 2 + 4 * 8.0 * largest**2 + 12.0 * w_nnz * 2 + 8.0 * n * p * 8
+              + 4 * 8.0 * factor_nnz)
     disk = k * (12.0 * w_nnz + 8.0 * n * (2 * p + 6))
     seconds = (STARTUP_SECONDS + flops / (0.25 * speed.dgemm) + sparse_ops / SPARSE_RATE
                + block_calls * SMALL_BLOCK_SECONDS + disk / DISK_WRITE_RATE)
-    detail.append(f"{len(sizes)} groups of related samples (largest {int(largest)}), {n - int(sizes.sum())} samples "
+    singles = n - int(sizes.sum()) - sum(len(c) for c in factor_counts)
+    detail.append(f"{len(sizes)} groups of related samples in dense blocks (largest {int(largest)}), {singles} samples "
                   f"with no relative; sum s^3 = {cubes:.3g}; W {_size(12.0 * w_nnz)}")
     return Estimate("null", base + memory, disk, seconds, flops, 12.0 * nnz, detail)
 

@@ -116,6 +116,23 @@ def test_one_large_group_by_sparse_cholesky_equals_the_dense_path(chained, famil
     np.testing.assert_array_equal(res["loaded"].log10p, res["sparse"].log10p)
 
 
+def test_dry_run_sizes_the_sparse_factor_the_fit_will_use(chained, tmp_path, capsys):
+    """`null --dry-run` on a sparse GRM makes the fit's own choice (symbolic analysis only) and
+    names the groups it will factorise sparsely."""
+    from gwas_glmm.cli import main
+    from gwas_glmm.kinship.store import save_kinship
+
+    kin, x, traits, _, ids = chained
+    grm = tmp_path / "chain.grm.h5"
+    save_kinship(grm, kin)
+    pheno = tmp_path / "t.pheno"
+    pheno.write_text("FID\tIID\tqt\n" + "".join(f"{i}\t{i}\t{v:.6f}\n" for i, v in zip(ids, traits["gaussian"])))
+    assert main(["null", "--grm", str(grm), "--pheno", str(pheno), "--out", str(tmp_path / "n"), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "1 group(s) of 600 samples by sparse Cholesky" in err and "gaussian AI-REML" in err
+    assert not (tmp_path / "n.null.h5").exists()
+
+
 def test_a_group_whose_sparse_factor_does_not_fit_is_refused(chained):
     kin = chained[0]
     with pytest.raises(InputError, match=r"group of related samples has 600 samples, whose sparse Cholesky factor"

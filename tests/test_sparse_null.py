@@ -151,7 +151,7 @@ def test_sparse_null_file_round_trip_and_cli_pipeline(one_population_cohort, tra
     assert main(["scan", "--bfile", str(c.bfile), "--null", str(tmp_path / "s.null.h5"), "--out", str(tmp_path / "dry"),
                  "--dry-run", "--cluster", "slurm", "--cluster-jobs", "50"]) == 0
     err = capsys.readouterr().err
-    assert "null (dry run)" in err and "groups of related samples (largest" in err
+    assert "null (dry run)" in err and "groups of related samples in dense blocks (largest" in err
     assert "exact mode on sparse-GRM null models" in err and "with 50 jobs of" in err
     assert not list(tmp_path.glob("dry*.h5"))
     import pandas as pd

@@ -50,18 +50,27 @@ def _dry_run_null(args: argparse.Namespace, pheno, covar, kin_ids) -> None:
 
 
 def _dry_run_null_sparse(args: argparse.Namespace, pheno, covar, kin) -> None:
+    import scipy.sparse
+
     from .. import sizing
     from ..gwas.nullfit import kinship_samples
+    from ..gwas.sparse_null import default_block_limit
     from ..io.pheno import align_samples
-    from ..kinship.components import Components
+    from ..kinship.components import Components, sparse_groups
 
     aligned = align_samples(kinship_samples(kin.fid, kin.iid), pheno, covar)
     keep = ~np.isnan(aligned.y).all(axis=1)
     sub = kin.align(aligned.fid[keep], aligned.iid[keep])
-    sizes = Components.of(sub.matrix).sizes
+    matrix = scipy.sparse.csr_matrix(sub.matrix, dtype=np.float64)
+    comps = Components.of(matrix)
+    limit = default_block_limit() if args.max_block_memory is None else args.max_block_memory * 2**30
+    large, sparse_ids = sparse_groups(matrix, comps, limit, str(args.grm))  # the fit's own choice, symbolic only
+    sizes = comps.sizes.copy()
+    sizes[sparse_ids] = 1
     print_estimate(sizing.estimate_null_sparse(sub.n, aligned.x.shape[1] + 1, len(aligned.pheno_names),
-                                               family=args.family, sizes=sizes[sizes > 1], nnz=sub.matrix.nnz,
-                                               speed=sizing.MachineSpeed.measure(), base=sizing.process_rss()))
+                                               family=args.family, sizes=sizes[sizes > 1], nnz=matrix.nnz,
+                                               speed=sizing.MachineSpeed.measure(), base=sizing.process_rss(),
+                                               factor_counts=[np.diff(a.lp) for a in large]))
 
 
 def run_null(args: argparse.Namespace) -> None:

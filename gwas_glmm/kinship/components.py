@@ -93,6 +93,32 @@ class Components:
                 "memory (--max-block-memory)")
 
 
+def sparse_groups(matrix: scipy.sparse.csr_matrix, comps: Components, limit_bytes: float, source: str
+                  ) -> tuple[list, list[int]]:
+    """(symbolic SparseCholesky factors, their component numbers) of the groups to factorise
+    sparsely: SPARSE_MIN_SIZE samples or more and a factor of at most SPARSE_FILL of the dense
+    triangle, or a dense block over ``limit_bytes``; a group that fits neither way refused (so is a
+    dense block over the limit).  The dry run sizes the null from the same choice."""
+    from .sparse_chol import SparseCholesky
+
+    large, sparse_ids = [], []
+    for c in np.flatnonzero(comps.sizes >= SPARSE_MIN_SIZE):
+        size = int(comps.sizes[c])
+        dense_fits = BLOCK_WORK_BYTES * float(size) ** 2 <= limit_bytes
+        cap = SPARSE_FILL * size * (size + 1) / 2 if dense_fits else limit_bytes / SPARSE_WORK_BYTES
+        analysis = SparseCholesky.analyse(matrix, comps.members(c), max_nnz=cap)
+        if isinstance(analysis, int):  # the factor fills in too much: dense if it fits, else refused
+            if not dense_fits:
+                comps.check_memory(limit_bytes, source, size, analysis)
+            continue
+        large.append(analysis)
+        sparse_ids.append(int(c))
+    sizes = comps.sizes.copy()
+    sizes[sparse_ids] = 1
+    comps.check_memory(limit_bytes, source, int(sizes.max()) if len(sizes) else 0)
+    return large, sparse_ids
+
+
 def _stacks(matrix: scipy.sparse.csr_matrix, groups: list[np.ndarray], n: int) -> list[np.ndarray]:
     """The dense (count, size, size) blocks of ``matrix`` for each stack of :meth:`Components.groups`."""
     coo = matrix.tocoo()
@@ -145,25 +171,9 @@ class BlockKinship:
 
     @classmethod
     def of(cls, matrix, *, limit_bytes: float = float("inf"), source: str = "sparse GRM") -> BlockKinship:
-        from .sparse_chol import SparseCholesky
-
         matrix = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
         comps = Components.of(matrix)
-        large, sparse_ids = [], []
-        for c in np.flatnonzero(comps.sizes >= SPARSE_MIN_SIZE):
-            size = int(comps.sizes[c])
-            dense_fits = BLOCK_WORK_BYTES * float(size) ** 2 <= limit_bytes
-            cap = SPARSE_FILL * size * (size + 1) / 2 if dense_fits else limit_bytes / SPARSE_WORK_BYTES
-            analysis = SparseCholesky.analyse(matrix, comps.members(c), max_nnz=cap)
-            if isinstance(analysis, int):  # the factor fills in too much: dense if it fits, else refused
-                if not dense_fits:
-                    comps.check_memory(limit_bytes, source, size, analysis)
-                continue
-            large.append(analysis)
-            sparse_ids.append(c)
-        sizes = comps.sizes.copy()
-        sizes[sparse_ids] = 1
-        comps.check_memory(limit_bytes, source, int(sizes.max()) if len(sizes) else 0)
+        large, sparse_ids = sparse_groups(matrix, comps, limit_bytes, source)
         groups = comps.groups(exclude=sparse_ids)
         singles = comps.singletons()
         return cls(matrix, comps, groups, _stacks(matrix, groups, comps.n), singles,
