@@ -253,12 +253,18 @@ def main(argv=None) -> None:
         if (work / f"dscan.{trait}.tsv.gz").exists() and args.dense:
             calib[f"dense_{trait}"] = _calibration(_ours(work / f"dscan.{trait}.tsv.gz"), causal)
         p2 = work / (f"p2.{trait}.glm.linear" if trait == "qt" else f"p2.{trait}.glm.logistic.hybrid")
-        if p2.exists():
-            peer = stages.get("plink2_glm_linear" if trait == "qt" else "plink2_glm_logistic", {})
-            # a run stopped at --peer-limit leaves the variants it had written: say so in the key
+        peer = stages.get("plink2_glm_linear" if trait == "qt" else "plink2_glm_logistic")
+        # only a file this run wrote; one stopped at --peer-limit holds the variants it had written
+        # (possibly none: plink2 writes in batches), so say so in the key
+        if peer is not None and p2.exists() and p2.stat().st_size > 0:
             partial = "_partial" if peer.get("finished") is False else ""
             calib[f"plink2_{trait}{partial}"] = _calibration(_plink2(p2), causal)
+        elif peer is not None:
+            calib[f"plink2_{trait}_none_written"] = None
     for name, c in calib.items():
+        if c is None:
+            print(f"{name:14s} (no variants written before the limit)")
+            continue
         lam = c["lambda"]
         print(f"{name:14s} lambda median {lam['median']:.4f}  q0.01 {lam['q0.01']:.4f}  q0.001 {lam['q0.001']:.4f}  "
               f"type-I at 1e-4 x{c['type1_0.0001_over_alpha']:.2f} ({c['type1_0.0001_hits']} hits)  "

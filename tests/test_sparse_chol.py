@@ -49,7 +49,11 @@ def test_factor_solves_and_selected_inverse_equal_dense():
     k = scipy.sparse.csr_matrix(k + k.T) / 2
     analysis = SparseCholesky.analyse(k, np.arange(s))
     assert analysis.nnz < 0.1 * s * (s + 1) / 2
-    assert SparseCholesky.analyse(k, np.arange(s), max_nnz=10) == analysis.nnz  # a count, nothing allocated
+    for cap in (10, analysis.nnz - 1):  # over the cap: a count (here K's lower triangle, then L's), nothing allocated
+        assert SparseCholesky.analyse(k, np.arange(s), max_nnz=cap) in ((k.nnz + s) // 2, analysis.nnz)
+    assert SparseCholesky.analyse(k, np.arange(s), max_nnz=analysis.nnz - 1) == analysis.nnz
+    rcm = SparseCholesky.analyse(k, np.arange(s), minimum_degree=False)
+    np.testing.assert_allclose(rcm.factor(np.ones(s), 0.5).logdet, analysis.factor(np.ones(s), 0.5).logdet, rtol=1e-12)
     d, tau = rng.uniform(0.5, 2.0, s), 0.8
     f = analysis.factor(d, tau)
     sigma = np.diag(d) + tau * k.toarray()

@@ -32,6 +32,10 @@ genotype variance given its probabilities (``_spread_buffer``), summed over the 
 pass over the rows: the fast scan of 200,000 variants took 22.5-22.9 s against 20.8 s without it
 (same machine, same run; the .bed 12.0 s).  A GIL-free loop over whole runs of blocks (libdeflate
 called from numba) was tried and measured no faster: inflation (37 us a variant) dominates.
+The scan's reads (``read_imputed``) decode the usual block straight into the gathered rows with
+their counts and spreads (``_decode_imputed``), with no (variants, file samples) buffers.
+Inflation stays the floor: 44 us a variant with libdeflate, 49 with ISA-L, 66 with zlib-ng
+(docs/benchmarks.md), about half of what the whole .bed scan spends on a variant.
 """
 
 from __future__ import annotations

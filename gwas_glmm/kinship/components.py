@@ -85,7 +85,7 @@ class Components:
         size = self.largest if size is None else size
         need = BLOCK_WORK_BYTES * float(size) ** 2 if nnz is None else SPARSE_WORK_BYTES * float(nnz)
         if need > limit_bytes:
-            what = "dense block" if nnz is None else f"sparse Cholesky factor ({nnz} entries)"
+            what = "dense block" if nnz is None else f"sparse Cholesky factor (at least {nnz} entries)"
             raise InputError(
                 f"{source}: a group of related samples has {size} samples, whose {what} "
                 f"needs {need / 2**30:.1f} GiB, more than the {limit_bytes / 2**30:.1f} GiB allowed; rebuild the sparse "
@@ -98,7 +98,9 @@ def sparse_groups(matrix: scipy.sparse.csr_matrix, comps: Components, limit_byte
     """(symbolic SparseCholesky factors, their component numbers) of the groups to factorise
     sparsely: SPARSE_MIN_SIZE samples or more and a factor of at most SPARSE_FILL of the dense
     triangle, or a dense block over ``limit_bytes``; a group that fits neither way refused (so is a
-    dense block over the limit).  The dry run sizes the null from the same choice."""
+    dense block over the limit).  A group whose dense block does not fit is ordered by reverse
+    Cuthill-McKee alone (SuperLU's minimum degree factorises a copy to order it).  The dry run
+    sizes the null from the same choice."""
     from .sparse_chol import SparseCholesky
 
     large, sparse_ids = [], []
@@ -106,7 +108,7 @@ def sparse_groups(matrix: scipy.sparse.csr_matrix, comps: Components, limit_byte
         size = int(comps.sizes[c])
         dense_fits = BLOCK_WORK_BYTES * float(size) ** 2 <= limit_bytes
         cap = SPARSE_FILL * size * (size + 1) / 2 if dense_fits else limit_bytes / SPARSE_WORK_BYTES
-        analysis = SparseCholesky.analyse(matrix, comps.members(c), max_nnz=cap)
+        analysis = SparseCholesky.analyse(matrix, comps.members(c), max_nnz=cap, minimum_degree=dense_fits)
         if isinstance(analysis, int):  # the factor fills in too much: dense if it fits, else refused
             if not dense_fits:
                 comps.check_memory(limit_bytes, source, size, analysis)

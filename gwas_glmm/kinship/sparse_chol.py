@@ -30,9 +30,13 @@ from scipy.sparse import csgraph
 from ..exceptions import InputError
 
 
-def _orderings(block: scipy.sparse.csr_matrix) -> list[np.ndarray]:
-    """Candidate fill-reducing orderings (new position -> old index) of a symmetric block."""
+def _orderings(block: scipy.sparse.csr_matrix, minimum_degree: bool) -> list[np.ndarray]:
+    """Candidate fill-reducing orderings (new position -> old index) of a symmetric block; SuperLU's
+    minimum degree only with ``minimum_degree`` (it factorises a copy to find the ordering: memory
+    and time up to a dense block's, so not for a group whose dense block does not fit)."""
     out = [csgraph.reverse_cuthill_mckee(block, symmetric_mode=True).astype(np.int64)]
+    if not minimum_degree:
+        return out
     pattern = scipy.sparse.csc_matrix((np.ones(block.nnz), block.indices, block.indptr), shape=block.shape)
     pattern = pattern + scipy.sparse.identity(block.shape[0], format="csc") * (block.shape[0] + 1.0)
     try:  # SuperLU's minimum degree on A'+A: its column permutation, from a diagonally dominant copy
@@ -68,16 +72,20 @@ class SparseCholesky:
     lx: np.ndarray | None = None
 
     @classmethod
-    def analyse(cls, matrix: scipy.sparse.csr_matrix, members: np.ndarray, *, max_nnz: float = float("inf")
-                ) -> SparseCholesky | int:
+    def analyse(cls, matrix: scipy.sparse.csr_matrix, members: np.ndarray, *, max_nnz: float = float("inf"),
+                minimum_degree: bool = True) -> SparseCholesky | int:
         """The group ``members`` (positions in ``matrix``) of the symmetric sparse kinship ``matrix``;
-        or, when its factor would have more than ``max_nnz`` entries, that count (nothing allocated)."""
+        or, when its factor would have more than ``max_nnz`` entries, that count, or a lower bound
+        of it (nothing allocated).  ``minimum_degree``: also try SuperLU's ordering."""
         from ._cholesky_numba import column_counts, etree, symbolic
 
         block = scipy.sparse.csr_matrix(matrix[members][:, members])
         block = block + scipy.sparse.diags(np.zeros(len(members)), format="csr")  # diagonal in the pattern
+        at_least = (block.nnz + len(members)) // 2  # L holds K's lower triangle at least
+        if at_least > max_nnz:
+            return int(at_least)
         best = None
-        for order in _orderings(block):
+        for order in _orderings(block, minimum_degree):
             upper = _upper(block, order)
             cp, ci = upper.indptr.astype(np.int64), upper.indices.astype(np.int64)
             parent = etree(cp, ci, len(order))
@@ -89,12 +97,12 @@ class SparseCholesky:
             return int(counts.sum())
         cp, ci = upper.indptr.astype(np.int64), upper.indices.astype(np.int64)
         lp, li = symbolic(cp, ci, parent, counts)
-        cols = np.repeat(np.arange(len(order)), np.diff(cp))
-        kmap = np.empty(len(ci), dtype=np.int64)
-        for j in np.unique(ci):  # entry (ci, col) of the upper triangle is L[col, ci]: column ci of L
-            take = np.flatnonzero(ci == j)
-            rows = li[lp[j]:lp[j + 1]]
-            kmap[take] = lp[j] + np.searchsorted(rows, cols[take])
+        s = len(order)
+        cols = np.repeat(np.arange(s), np.diff(cp))
+        # entry (ci, col) of the upper triangle is L[col, ci]; L's entries in storage order have
+        # ascending keys column * s + row, so one search places them all
+        keys = np.repeat(np.arange(s, dtype=np.int64), np.diff(lp)) * s + li
+        kmap = np.searchsorted(keys, ci * s + cols)
         diag = np.flatnonzero(ci == cols)
         return cls(np.asarray(members, dtype=np.int64)[order], cp, ci, upper.data.astype(np.float64), diag,
                    parent, lp, li, kmap)
