@@ -91,17 +91,29 @@ def _diploid_bytes(data, n, size, top, out, spread):
 
 
 @jit
-def decode_layout2(data, n_samples, out, spread):
-    """Fill ``out`` (float32, n_samples) from one decompressed layout-2 block ``data`` (uint8), and
-    ``spread`` unless it is empty."""
+def _check_header(data, n_samples):
+    """The block's sample count, or minus the code of what the kernels do not decode: 1 not two
+    alleles, 2 a ploidy above 2 or a sample count that does not match, 3 a truncated block."""
     if data.shape[0] < 10:
-        return 3
+        return -3
     n = np.int64(data[0]) | (np.int64(data[1]) << 8) | (np.int64(data[2]) << 16) | (np.int64(data[3]) << 24)
     alleles = np.int64(data[4]) | (np.int64(data[5]) << 8)
     if alleles != 2:
-        return 1
+        return -1
     if n != n_samples or data[7] > 2:
-        return 2
+        return -2
+    if data.shape[0] < 10 + n:
+        return -3
+    return n
+
+
+@jit
+def decode_layout2(data, n_samples, out, spread):
+    """Fill ``out`` (float32, n_samples) from one decompressed layout-2 block ``data`` (uint8), and
+    ``spread`` unless it is empty."""
+    n = _check_header(data, n_samples)
+    if n < 0:
+        return -n
     phased = data[8 + n] != 0
     width = np.int64(data[9 + n])
     if width < 1 or width > 32:
@@ -195,14 +207,9 @@ def decode_gathered(data, n_samples, gather, excluded, scratch, out, mask_row, s
     gathered samples' bytes does not vectorise (49 us a variant at N = 10,000, against 18).
     Returns 0, 4 for another layout (the caller decodes it with :func:`decode_layout2` and
     :func:`gather_row`), or :func:`decode_layout2`'s codes."""
-    if data.shape[0] < 10:
-        return 3
-    n = np.int64(data[0]) | (np.int64(data[1]) << 8) | (np.int64(data[2]) << 16) | (np.int64(data[3]) << 24)
-    alleles = np.int64(data[4]) | (np.int64(data[5]) << 8)
-    if alleles != 2:
-        return 1
-    if n != n_samples or data[7] > 2:
-        return 2
+    n = _check_header(data, n_samples)
+    if n < 0:
+        return -n
     width = np.int64(data[9 + n])
     if data[8 + n] != 0 or data[6] != 2 or data[7] != 2 or (width != 8 and width != 16):
         return 4
