@@ -93,11 +93,9 @@ def _pql(y, x, blocks: BlockKinship, family: str, *, tol, offset, coef_names) ->
                   covariance=lambda w, phi, tau: blocks.factor(phi / w, tau[0]))
     wm = fit.extra["working"]
     tau = float(wm.tau[0])
-    method = "REML (AI-REML" if family == "gaussian" else "PQL/AI-REML ("
-    method += ", sparse GRM by blocks" if family == "gaussian" else "sparse GRM, by blocks"
-    if blocks.large:
-        method += "; sparse Cholesky for the largest groups"
-    status = {"method": method + ")", "converged": fit.converged,
+    method = "REML (AI-REML, sparse GRM by blocks" if family == "gaussian" else "PQL/AI-REML (sparse GRM, by blocks"
+    method += "; sparse Cholesky for the largest groups)" if blocks.large else ")"
+    status = {"method": method, "converged": fit.converged,
               "iterations": fit.n_evaluations, "tau_se": float(fit.extra["tau_se"][0]), "boundary": bool(tau <= 0),
               "warnings": fit.warnings}
     return NullModel(family, None, x, wm.py, wm.w, wm.mu, y, fit.beta, tau, float(wm.phi), wm.sigma_inv_x,
