@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._accelerate import jit
+from ..genotype._decode_numba import _impute
 
 
 @jit
@@ -161,21 +162,14 @@ def decode_layout2(data, n_samples, out, spread):
 def _finish(out, mask_row, stats, j, acc, sq, spread_sum, n_missing):
     """A gathered row's statistics into ``stats[:, j]`` (calls, sum, sum of squares, summed
     spread), its missing calls (negative) replaced by the mean of the others (0 when none is
-    called) and marked in ``mask_row`` when it has columns: as ``impute_dosages`` does."""
-    n = out.shape[0]
-    stats[0, j] = n - n_missing
+    called) and marked in ``mask_row`` when it has columns, by the dosage readers' own
+    ``_impute``."""
+    stats[0, j] = out.shape[0] - n_missing
     stats[1, j] = acc
     stats[2, j] = sq
     stats[3, j] = spread_sum
-    if n_missing or mask_row.shape[0] > 0:
-        mean = np.float32(acc / (n - n_missing)) if n_missing < n else np.float32(0.0)
-        with_mask = mask_row.shape[0] > 0
-        for i in range(n):
-            v = out[i]
-            if with_mask:
-                mask_row[i] = v < 0
-            if v < 0:
-                out[i] = mean
+    if n_missing:  # the mask was zeroed by the caller: only a row with missing calls marks any
+        _impute(out, acc, n_missing, mask_row, mask_row.shape[0] > 0)
 
 
 # sums may be reordered (so the loops vectorise) but nothing contracted into fused multiply-adds:

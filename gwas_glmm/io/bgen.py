@@ -347,10 +347,11 @@ class BgenFileset(DosageFileset):
         no_mask = np.zeros(0, dtype=bool)
         picked = np.bincount(gather, minlength=self.n_samples) if len(gather) else None
         excluded = np.empty(0, np.int64) if picked is None else np.flatnonzero(picked == 0)
+        twice = picked is not None and picked.max() > 1  # a sample gathered twice: through a row
         row, spread = np.empty(self.n_samples, np.float32), np.empty(self.n_samples, np.float32)
         for j, k, block in self._blocks_of(variants):
             mask_row = mask[j] if mask.shape[1] else no_mask
-            code = 5 if picked is not None and picked.max() > 1 else \
+            code = 5 if twice else \
                 decode_gathered(block, self.n_samples, gather, excluded, row, dosages[j], mask_row, sums, j)
             if code == 0:
                 continue

@@ -20,6 +20,7 @@ on K + K' and reverse Cuthill-McKee, the one with fewer entries in L is kept.  K
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,8 +134,7 @@ class SparseCholesky:
         if bad >= 0:
             raise InputError("the working covariance of a group of related samples is not positive definite; "
                              "check that the sparse GRM is a covariance matrix")
-        return SparseCholesky(self.members, self.cp, self.ci, self.kx, self.diag, self.parent, self.lp, self.li,
-                              self.kmap, lx)
+        return dataclasses.replace(self, lx=lx)
 
     @property
     def logdet(self) -> float:
