@@ -238,7 +238,7 @@ SERIAL_BLAS_BELOW = 9216
 
 
 @contextlib.contextmanager
-def fit_threads(n_obs: int, dense: int = 0, width: int = 1):
+def fit_threads(n_obs: int, dense: int = 0, width: int = 1, numba_loops: bool = True):
     """Threads for one model fit on the calling thread: BLAS on :func:`dense_threads` of the
     largest dense matrix factorised (``dense``; 0: none, so one thread: the fit's small products
     would only wake workers that then spin on the cores the kernels need), and numba's parallel
@@ -247,11 +247,13 @@ def fit_threads(n_obs: int, dense: int = 0, width: int = 1):
     barriers cost a time slice each).  Process-wide for BLAS: not for fits run concurrently.
     A fit without dense matrices whose design (``n_obs`` x ``width``) is below
     SERIAL_BLAS_BELOW leaves BLAS alone: its products run serially anyway, and threadpoolctl's
-    first scan of the loaded libraries (15 ms) would be most of a sleepstudy-sized fit."""
+    first scan of the loaded libraries (15 ms) would be most of a sleepstudy-sized fit.
+    ``numba_loops=False``: the fit runs no parallel numba loop, so numba's thread layer (started
+    by the first call that asks for its thread count, 5 ms) is left alone."""
     import numba
 
-    before = numba.get_num_threads()
-    if n_obs < PARALLEL_KERNELS_FROM:
+    before = numba.get_num_threads() if numba_loops else None
+    if numba_loops and n_obs < PARALLEL_KERNELS_FROM:
         numba.set_num_threads(1)
     try:
         if not dense and n_obs * max(width, 1) < SERIAL_BLAS_BELOW:
@@ -260,7 +262,8 @@ def fit_threads(n_obs: int, dense: int = 0, width: int = 1):
             with blas_threads(dense_threads(dense) if dense else 1):
                 yield
     finally:
-        numba.set_num_threads(before)
+        if before is not None:
+            numba.set_num_threads(before)
 
 
 def one_numba_thread() -> None:

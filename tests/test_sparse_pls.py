@@ -13,7 +13,7 @@ from gwas_glmm.mixed import GroupTerm, _sparse_pls, fit_glmm, get_family, olre
 from gwas_glmm.mixed import _sparse_numba as kern
 from gwas_glmm.mixed.conditional import conditional_cov
 from gwas_glmm.mixed.laplace import pirls
-from gwas_glmm.mixed.lmm import lmm_deviance
+from gwas_glmm.mixed.lmm import BlockLmm, lmm_deviance
 from gwas_glmm.mixed.terms import TermSet
 
 
@@ -143,6 +143,54 @@ def test_lmm_deviance_and_gradient(reml, layout):
     fd = np.array([(pattern.lmm_deviance(theta + h * e, x, y, w, reml)[0]
                     - pattern.lmm_deviance(theta - h * e, x, y, w, reml)[0]) / (2 * h) for e in np.eye(len(theta))])
     np.testing.assert_allclose(grad, fd, atol=1e-5 * max(1.0, np.abs(fd).max()))
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("which, n_fixed", [(0, 3), (1, 3), (2, 0)])
+def test_block_lmm_equals_kernel(reml, which, n_fixed):
+    """One grouping term, small: the numpy deviance and gradient (lmm.BlockLmm) against the
+    kernel's, the PLS solve's and central differences; a level without observations; no fixed
+    effects."""
+    rng, n, all_terms, x = _layout(seed=8)
+    term = all_terms[which]
+    keep = term.codes != 3  # level 3 unobserved
+    term = GroupTerm(term.name, term.codes[keep], term.levels, term.x[keep], term.coef_names)
+    n = int(keep.sum())
+    x = x[keep][:, :n_fixed]
+    terms = TermSet([term], n)
+    y = x.sum(axis=1) + rng.normal(size=len(term.levels))[term.codes] + rng.normal(size=n)
+    w = rng.uniform(0.5, 2.0, n)
+    block = BlockLmm(term, x, y, w)
+    pattern = _sparse_pls.Pattern(terms)
+    for _ in range(3):
+        theta = rng.uniform(0.3, 1.2, terms.n_theta)
+        if terms.n_theta > 1:
+            theta[1] = -0.5
+        value, grad = block(theta, reml)
+        kernel_value, kernel_grad = pattern.lmm_deviance(theta, x, y, w, reml)
+        assert value == pytest.approx(kernel_value, abs=1e-9)
+        assert value == pytest.approx(lmm_deviance(theta, terms, x, y, w, reml)[0], abs=1e-9)
+        np.testing.assert_allclose(grad, kernel_grad, atol=1e-9 * max(1.0, np.abs(grad).max()))
+        h = 1e-6
+        fd = np.array([(block(theta + h * e, reml)[0] - block(theta - h * e, reml)[0]) / (2 * h)
+                       for e in np.eye(len(theta))])
+        np.testing.assert_allclose(grad, fd, atol=1e-5 * max(1.0, np.abs(fd).max()))
+        assert np.abs(grad).max() > 0.1  # away from the optimum
+
+
+def test_small_lmm_path_equals_kernel_path(monkeypatch):
+    """The same fit through the numpy path and, with its size limit at 0, through the kernel."""
+    rng, n, all_terms, x = _layout(seed=9)
+    g = all_terms[0].codes
+    y = x @ [1.0, 2.0, 0.5] + rng.normal(size=40)[g] * 0.8 + rng.normal(size=40)[g] * 0.5 * x[:, 1] + rng.normal(size=n)
+    for method in ("REML", "ML"):
+        fit = fit_glmm(y, x, [all_terms[0]], method=method)
+        with monkeypatch.context() as m:
+            m.setattr(BlockLmm, "MAX_SIZE", 0)
+            kernel = fit_glmm(y, x, [all_terms[0]], method=method)
+        assert fit.loglik == pytest.approx(kernel.loglik, abs=1e-8)
+        np.testing.assert_allclose(fit.theta, kernel.theta, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(fit.beta, kernel.beta, rtol=1e-6)
 
 
 def _dense_fit(monkeypatch, *args, **kwargs):

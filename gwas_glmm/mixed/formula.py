@@ -91,7 +91,11 @@ def _columns(data: pd.DataFrame, formula: str, what: str) -> pd.DataFrame:
 
 
 def _values(data: pd.DataFrame, expr: str, what: str) -> np.ndarray:
-    """One numeric column from an arithmetic expression (``size - incidence``, ``log(T)``)."""
+    """One numeric column from an arithmetic expression (``size - incidence``, ``log(T)``); a
+    numeric column named as it is, without formulaic's parse (a third of a small model's frame)."""
+    column = data.get(expr) if expr in data.columns else None
+    if column is not None and column.dtype.kind in "biuf":
+        return column.to_numpy(dtype=float)
     values = _columns(data, f"0 + I({expr})", what).to_numpy()
     if values.shape[1] != 1:
         raise InputError(f"{what} {expr!r} must be numeric (one column), got {values.shape[1]} columns")
@@ -172,6 +176,7 @@ def model_frame(formula: str, data: pd.DataFrame, *, covariance: dict | None = N
         y = _values(data, lhs, "the response")
         weights = np.ones(len(y))
     mm = _columns(data, fixed, "the fixed effects")
+    designs = {fixed: mm}  # y ~ x + (x | g): one design for both
     x = mm.to_numpy().astype(float)
     names = ["(Intercept)" if c == "Intercept" else c for c in mm.columns]
     offset = np.zeros(len(y))
@@ -186,7 +191,9 @@ def model_frame(formula: str, data: pd.DataFrame, *, covariance: dict | None = N
             terms.append(KnownCovTerm.from_kinship(group, data[group].astype(str).to_numpy(), kin))
             continue
         codes, levels = _group_codes(data, group)
-        rm = _columns(data, expr, f"the random effects of {group!r}")
+        rm = designs.get(expr)
+        if rm is None:
+            rm = designs[expr] = _columns(data, expr, f"the random effects of {group!r}")
         xr = rm.to_numpy().astype(float)
         rnames = ["(Intercept)" if c == "Intercept" else c for c in rm.columns]
         if correlated:

@@ -24,7 +24,7 @@ from .laplace import (
     pirls_known,
     sparse_path,
 )
-from .lmm import EigenLmm, lmm_deviance, optimize_theta
+from .lmm import BlockLmm, EigenLmm, lmm_deviance, optimize_theta
 from .results import GlmmResult, VarianceComponent
 from .terms import GroupTerm, KnownCovTerm, TermSet
 
@@ -87,7 +87,8 @@ def fit_glmm(y, x, terms: list, family: str | Family = "gaussian", link: str | N
     # threads for this fit's size (gwas_glmm._threads.fit_threads): the largest known covariance
     # is the only dense matrix a fit factorises
     dense = max((len(t.levels) for t in termset.terms if isinstance(t, KnownCovTerm)), default=0)
-    with fit_threads(len(y), dense, x.shape[1]):
+    gaussian = fam.name == "gaussian" and fam.link.name == "identity"  # no parallel numba loops
+    with fit_threads(len(y), dense, x.shape[1], numba_loops=not gaussian):
         return _fit(y, x, termset, fam, weights, offset, names, method, n_agq)
 
 
@@ -118,15 +119,19 @@ def _fit(y, x, termset: TermSet, fam: Family, weights, offset, names, method, n_
 
 
 def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
-    from ._sparse_pls import pattern_for
-
-    pattern = pattern_for(terms)
-    if pattern is not None:  # grouping terms: the deviance and its analytic gradient in one kernel
-        xc, yc, wc = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w))
-        res = optimize_gradient(lambda th: pattern.lmm_deviance(th, xc, yc, wc, reml), terms.start(), terms.lower(),
-                                gtol=1e-6)
+    if BlockLmm.applies(terms):  # one grouping term, a small model: deviance and gradient in numpy
+        block = BlockLmm(terms.terms[0], x, y, w)
+        res = optimize_gradient(lambda th: block(th, reml), terms.start(), terms.lower(), gtol=1e-6)
     else:
-        res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
+        from ._sparse_pls import pattern_for
+
+        pattern = pattern_for(terms)
+        if pattern is not None:  # grouping terms: the deviance and its analytic gradient in one kernel
+            xc, yc, wc = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w))
+            res = optimize_gradient(lambda th: pattern.lmm_deviance(th, xc, yc, wc, reml), terms.start(),
+                                    terms.lower(), gtol=1e-6)
+        else:
+            res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
     theta = np.maximum(res.x, terms.lower())
     dev, sol = lmm_deviance(theta, terms, x, y, w, reml)
     n, p = x.shape

@@ -14,7 +14,7 @@ random effects are ``b = Lambda(theta) u`` with spherical ``u`` (lme4's formulat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,18 @@ def encode(values, name: str) -> tuple[np.ndarray, np.ndarray]:
         arr = np.array([str(v) for v in arr], dtype=object)
     codes, levels = pd.factorize(arr, sort=True)  # hashing, O(n): np.unique would sort all n values
     return codes.astype(np.int64), np.asarray(levels)
+
+
+@lru_cache(maxsize=64)
+def _theta_entries(p: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
+    if correlated:
+        r, c = np.tril_indices(p)
+        order = np.lexsort((r, c))
+        r, c = r[order], c[order]
+    else:
+        r, c = np.arange(p), np.arange(p)
+    r.flags.writeable = c.flags.writeable = False  # shared by every term of this shape
+    return r, c
 
 
 @dataclass
@@ -58,11 +70,7 @@ class GroupTerm:
 
     def _tri(self):
         """(row, col) of each theta entry in T: lme4's order, the lower triangle column by column."""
-        if self.correlated:
-            r, c = np.tril_indices(self.p)
-            order = np.lexsort((r, c))
-            return r[order], c[order]
-        return np.arange(self.p), np.arange(self.p)
+        return _theta_entries(self.p, self.correlated)
 
     @property
     def n_theta(self) -> int:
