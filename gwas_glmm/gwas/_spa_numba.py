@@ -75,15 +75,17 @@ def _evaluate(g, x, eta0, k0, theta, target, level, f, h, lin, pr, wt):
             for i in range(m):
                 ls[i] += b * xj[i]
         ksum = 0.0
-        for i in range(m):
-            ksum += max(ls[i], 0.0) + math.log1p(math.exp(-abs(ls[i]))) - ks[i]
-        phi -= ksum
         if level == 0:
+            for i in range(m):
+                ksum += max(ls[i], 0.0) + math.log1p(math.exp(-abs(ls[i]))) - ks[i]
+            phi -= ksum
             continue
-        for i in range(m):
+        for i in range(m):  # one exponential a sample for log(1 + e^l) and the probability
             e = math.exp(-abs(ls[i]))
+            ksum += max(ls[i], 0.0) + math.log1p(e) - ks[i]
             ps[i] = _logistic(ls[i], e)
             ws[i] = ps[i] * (1.0 - ps[i])
+        phi -= ksum
         s0 = s1 = 0.0
         for i in range(m):
             s0 += gs[i] * ps[i]
@@ -101,12 +103,22 @@ def _evaluate(g, x, eta0, k0, theta, target, level, f, h, lin, pr, wt):
             if level < 2:
                 continue
             h[0, j + 1] += s1
-            for k in range(j, p):
-                xk = xt[k, start:start + m]
+            for i in range(m):  # w x_j once (into the linear predictor's place, no longer needed):
+                ls[i] = xj[i] * ws[i]  # the triangle's products then load two numbers, not three
+            for k in range(j, p - 1, 2):  # two columns a loop: each w x_j loaded once for both
+                xk, xl = xt[k, start:start + m], xt[k + 1, start:start + m]
+                s0 = s1 = 0.0
+                for i in range(m):
+                    s0 += ls[i] * xk[i]
+                    s1 += ls[i] * xl[i]
+                h[j + 1, k + 1] += s0
+                h[j + 1, k + 2] += s1
+            if (p - j) % 2 == 1:
+                xk = xt[p - 1, start:start + m]
                 s0 = 0.0
                 for i in range(m):
-                    s0 += xj[i] * xk[i] * ws[i]
-                h[j + 1, k + 1] += s0
+                    s0 += ls[i] * xk[i]
+                h[j + 1, p] += s0
     return phi
 
 
