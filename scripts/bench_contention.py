@@ -8,7 +8,8 @@ Stages, each a fresh process (the user's commands), at each --n-samples:
 * ``eigen``: ``gwas-glmm eigen`` (one n x n eigendecomposition);
 * ``null_qt`` / ``null_bt``: ``gwas-glmm null``, Gaussian and binomial, LOCO on (a Cholesky
   factorisation per chromosome; the binomial PQL/AI-REML fit one per iteration);
-* ``scan``: ``gwas-glmm scan`` of the Gaussian trait (exact below 8,000 samples, fast above);
+* ``scan`` / ``scan_bt``: ``gwas-glmm scan`` of the Gaussian and the binary trait (exact below
+  8,000 samples, fast above; the binary one with its saddlepoint approximations);
 * ``sparse_grm`` / ``pca``: the biobank path's sparse GRM of close relatives (by tiles, cutoff
   0.05) and 10 principal components;
 
@@ -132,13 +133,16 @@ def pipeline(prefix: Path, work: Path, tag: str, n: int) -> list[tuple[str, list
                      "--out", str(work / f"b_{tag}")]),
         ("scan", ["scan", "--bfile", str(prefix), "--null", str(work / f"q_{tag}.null.h5"), "--out",
                   str(work / f"s_{tag}"), "--mode", "exact" if n < 8000 else "fast"]),
+        # the binary trait's scan: its saddlepoint kernels run inside the scan's worker threads
+        ("scan_bt", ["scan", "--bfile", str(prefix), "--null", str(work / f"b_{tag}.null.h5"), "--out",
+                     str(work / f"s_{tag}_bt"), "--mode", "exact" if n < 8000 else "fast"]),
         # the biobank path's two stages (issue #17): the sparse GRM by tiles and the PCs
         ("sparse_grm", ["grm", "--bfile", str(prefix), "--sparse-cutoff", "0.05", "--out", str(work / f"sp_{tag}")]),
         ("pca", ["pca", "--bfile", str(prefix), "--n-pcs", "10", "--out", str(work / f"pc_{tag}")]),
     ]
 
 
-STEPS = ("grm", "eigen", "null_qt", "null_bt", "scan", "sparse_grm", "pca")
+STEPS = ("grm", "eigen", "null_qt", "null_bt", "scan", "scan_bt", "sparse_grm", "pca")
 
 
 def run_condition(python: str, env: dict, prefix: Path, work: Path, tag: str, n: int, fits: bool,
@@ -180,7 +184,7 @@ def main() -> None:
     ap.add_argument("--baseline", default=None, help="a checkout of an earlier version, run on the same files")
     ap.add_argument("--no-fits", action="store_true", help="skip the GLMM fits")
     ap.add_argument("--steps", nargs="+", default=None, choices=STEPS,
-                    help="only these stages (scan needs null_qt, the null stages need grm and eigen)")
+                    help="only these stages (scan needs null_qt, scan_bt null_bt, the null stages grm and eigen)")
     ap.add_argument("--repeats", type=int, default=1, help="run every condition this many times; the table "
                     "gives each step's median (single runs here vary by about 15%%)")
     ap.add_argument("--workdir", default="bench_out/contention")

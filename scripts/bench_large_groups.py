@@ -9,6 +9,9 @@ chromosome run twice, each in a fresh process: as shipped (such groups get a spa
 factor, kinship.sparse_chol) and with every group forced into a dense block (what the code did
 before); the table gives both times, their ratio, peak RSS, and the largest difference between
 the two results files (they are the same model, so it is rounding and the printed precision).
+The covariates are age and sex only: the runs compare two computations of one model, and
+without principal components the cohort's three populations inflate the scans' lambda (use
+scripts/bench_biobank.py for calibration).
 
     python scripts/bench_large_groups.py                                  # N = 10,000, cutoff 0.025
     python scripts/bench_large_groups.py --workdir /tmp/bb10k --cutoff 0.03
