@@ -376,6 +376,12 @@ def spa_log10p(g: np.ndarray, mu: np.ndarray, z: float, x: np.ndarray | None = N
     if x is not None:
         ctx = context if context is not None else SpaContext.of(mu, x)
         h = g if raw is None else np.asarray(raw, dtype=float)
+        if raw is not None and ctx.cases is not None and np.count_nonzero(h == 2.0) > np.count_nonzero(h == 0.0):
+            # counted by the other allele, 2 - raw has fewer carriers, so more of the samples go
+            # into the Taylor model.  With a constant column in X, 2 - raw = c - raw is -raw plus
+            # a constant (no change given X^T y, as above): the two tails trade places and their
+            # sum, the p-value, is the same
+            h, g = 2.0 - h, -g
         logs = [_double_spa_log_tail(h, ctx, q, var0, g), _double_spa_log_tail(-h, ctx, q, var0, -g)]
     else:
         lmu = context.eta0 if context is not None else None
