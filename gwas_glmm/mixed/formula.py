@@ -93,8 +93,8 @@ def _columns(data: pd.DataFrame, formula: str, what: str) -> pd.DataFrame:
 def _values(data: pd.DataFrame, expr: str, what: str) -> np.ndarray:
     """One numeric column from an arithmetic expression (``size - incidence``, ``log(T)``); a
     numeric column named as it is, without formulaic's parse (a third of a small model's frame)."""
-    column = data.get(expr) if expr in data.columns else None
-    if column is not None and column.dtype.kind in "biuf":
+    column = data[expr] if expr in data.columns else None
+    if isinstance(column, pd.Series) and column.dtype.kind in "biuf":  # (two columns of that name: a frame)
         return column.to_numpy(dtype=float)
     values = _columns(data, f"0 + I({expr})", what).to_numpy()
     if values.shape[1] != 1:
