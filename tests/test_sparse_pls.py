@@ -193,6 +193,35 @@ def test_small_lmm_path_equals_kernel_path(monkeypatch):
         np.testing.assert_allclose(fit.beta, kernel.beta, rtol=1e-6)
 
 
+def test_scalar_terms_on_one_factor_fit_as_one_block_term(monkeypatch):
+    """(x || g) fitted as the one uncorrelated term it equals (numpy deviance, block factor)
+    against the same model as two terms on the sparse factor: every output, in the terms' order."""
+    rng, n, all_terms, x = _layout(seed=12)
+    a = all_terms[0]
+    terms = [GroupTerm("a", a.codes, a.levels, a.x[:, [0]], ["(Intercept)"]),
+             GroupTerm("a", a.codes, a.levels, a.x[:, [1]], ["t"])]
+    assert TermSet(terms, n).merged() is not None
+    y = (x @ [1.0, 2.0, 0.5] + rng.normal(0, 0.8, 40)[a.codes] + rng.normal(0, 0.5, 40)[a.codes] * x[:, 1]
+         + rng.normal(size=n))
+    for method in ("REML", "ML"):
+        fit = fit_glmm(y, x, terms, method=method)
+        with monkeypatch.context() as m:
+            m.setattr(TermSet, "merged", lambda self: None)
+            apart = fit_glmm(y, x, terms, method=method)
+        assert fit.loglik == pytest.approx(apart.loglik, abs=1e-8)
+        np.testing.assert_allclose(fit.theta, apart.theta, rtol=1e-4)
+        np.testing.assert_allclose(fit.beta, apart.beta, rtol=1e-6)
+        np.testing.assert_allclose(fit.cov_beta, apart.cov_beta, rtol=1e-4)
+        np.testing.assert_allclose(fit.u, apart.u, rtol=1e-4, atol=1e-6)
+        assert list(fit.random_effects) == list(apart.random_effects) == ["a", "a.1"]
+        for key in ("a", "a.1"):
+            np.testing.assert_allclose(fit.random_effects[key][1], apart.random_effects[key][1], rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(fit.conditional_cov[key], apart.conditional_cov[key], rtol=1e-4)
+    # not merged: a slope on another factor, or a correlated term
+    assert TermSet([terms[0], all_terms[1]], n).merged() is None
+    assert TermSet([a], n).merged() is None
+
+
 def _dense_fit(monkeypatch, *args, **kwargs):
     """The same fit with the sparse factor switched off (dense factor, derivative-free search)."""
     with monkeypatch.context() as m:

@@ -119,13 +119,15 @@ def _fit(y, x, termset: TermSet, fam: Family, weights, offset, names, method, n_
 
 
 def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
-    if BlockLmm.applies(terms):  # one grouping term, a small model: deviance and gradient in numpy
-        block = BlockLmm(terms.terms[0], x, y, w)
+    merged = terms.merged()  # (x || g): one uncorrelated term, block diagonal
+    fit_terms = TermSet([merged], terms.n) if merged is not None else terms
+    if BlockLmm.applies(fit_terms):  # one grouping term, a small model: deviance and gradient in numpy
+        block = BlockLmm(fit_terms.terms[0], x, y, w)
         res = optimize_gradient(lambda th: block(th, reml), terms.start(), terms.lower(), gtol=1e-6)
     else:
         from ._sparse_pls import pattern_for
 
-        pattern = pattern_for(terms)
+        pattern = pattern_for(fit_terms)
         if pattern is not None:  # grouping terms: the deviance and its analytic gradient in one kernel
             xc, yc, wc = (np.ascontiguousarray(a, dtype=np.float64) for a in (x, y, w))
             res = optimize_gradient(lambda th: pattern.lmm_deviance(th, xc, yc, wc, reml), terms.start(),
@@ -133,18 +135,23 @@ def _fit_lmm(y, x, terms: TermSet, w, reml: bool, names) -> GlmmResult:
         else:
             res = optimize_theta(lambda th: lmm_deviance(th, terms, x, y, w, reml)[0], terms.start(), terms.lower())
     theta = np.maximum(res.x, terms.lower())
-    dev, sol = lmm_deviance(theta, terms, x, y, w, reml)
+    dev, sol = lmm_deviance(theta, fit_terms, x, y, w, reml)
     n, p = x.shape
     sigma2 = sol.pwrss / (n - p if reml else n)
     rinv = np.linalg.inv(sol.rx)
     cov = sigma2 * rinv @ rinv.T
+    u = sol.u if merged is None else terms.from_merged(sol.u)
     result = GlmmResult(
         family="gaussian", link="identity", method="REML" if reml else "ML", coef_names=names, beta=sol.beta,
         cov_beta=cov, theta=theta, components=_components(terms, theta, sigma2), loglik=-dev / 2,
-        n_params=p + terms.n_theta + 1, n_obs=n, sigma=float(np.sqrt(sigma2)), u=sol.u,
+        n_params=p + terms.n_theta + 1, n_obs=n, sigma=float(np.sqrt(sigma2)), u=u,
         n_evaluations=int(res.nfev), converged=bool(res.success) or res.status == 0)
-    result.random_effects = _ranef(terms, theta, sol.u)
-    result.conditional_cov = conditional_cov(terms, theta, sol.factor, sigma2)
+    result.random_effects = _ranef(terms, theta, u)
+    cond = conditional_cov(fit_terms, theta, sol.factor, sigma2)
+    if merged is not None:  # each term's own diagonal entry of the merged term's blocks
+        both = cond[fit_terms.keys[0]]
+        cond = {key: both[:, k:k + 1, k:k + 1] for k, key in enumerate(terms.keys)}
+    result.conditional_cov = cond
     result.conditional_se = conditional_sd(result.conditional_cov)
     result.extra.update(terms=terms, x=x, offset=np.zeros(n), family_object=get_family("gaussian"))
     _boundary_warnings(result, terms, theta)

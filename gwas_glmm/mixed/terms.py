@@ -236,6 +236,24 @@ class TermSet:
         """One grouping term: A^T W A + I is block diagonal (one p x p block per level)."""
         return len(self.terms) == 1 and isinstance(self.terms[0], GroupTerm)
 
+    def merged(self) -> GroupTerm | None:
+        """Scalar terms on one grouping factor (``(x || g)``, or ``(1 | g) + (0 + x | g)``) as the
+        one uncorrelated term they equal, its theta in the same order (so M is block diagonal, one
+        p x p block per level); None for any other model.  Its coefficients are level-major:
+        :meth:`from_merged` puts a vector of them back in the terms' order."""
+        ts = self.terms
+        if len(ts) < 2 or not all(isinstance(t, GroupTerm) and t.p == 1 for t in ts):
+            return None
+        first = ts[0]
+        if not all(len(t.levels) == len(first.levels) and np.array_equal(t.codes, first.codes) for t in ts[1:]):
+            return None
+        return GroupTerm(first.name, first.codes, first.levels, np.hstack([t.x for t in ts]),
+                         [c for t in ts for c in t.coef_names], correlated=False)
+
+    def from_merged(self, u: np.ndarray) -> np.ndarray:
+        """Spherical effects of :meth:`merged`'s term (level by level) in this set's order (term by term)."""
+        return np.asarray(u).reshape(-1, len(self.terms)).T.ravel()
+
     def lower(self) -> np.ndarray:
         return np.concatenate([t.theta_lower() for t in self.terms]) if self.terms else np.zeros(0)
 
