@@ -189,6 +189,41 @@ def test_cli_pipeline(tmp_path, small_cohort):
     assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "x")]) == 1
 
 
+@pytest.mark.filterwarnings("ignore::gwas_glmm.exceptions.ConvergenceWarning")  # tau at 0 here: counts are the point
+def test_case_control_columns_against_the_bed(tmp_path, small_cohort):
+    """N, A1FREQ and the cases' and controls' N and A1FREQ of a binary phenotype fitted on part of
+    the null file's samples (bt1 missing for every 7th sample, bt2 complete), against counts
+    straight from the .bed by bed-reader; the block's missing calls included."""
+    prefix = str(small_cohort.prefix)
+    pheno = pd.read_csv(f"{prefix}.pheno", sep="\t")
+    pheno["bt1"] = pheno["bt1"].astype(float)
+    pheno.loc[::7, "bt1"] = np.nan
+    pheno.to_csv(tmp_path / "p.pheno", sep="\t", index=False, na_rep="NA")
+    grm = tmp_path / "g.grm.h5"
+    assert main(["grm", "--bfile", prefix, "--out", str(grm), "--eigen", "--no-loco", "--threads", "2"]) == 0
+    assert main(["null", "--grm", str(grm), "--pheno", str(tmp_path / "p.pheno"), "--pheno-name", "bt1", "bt2",
+                 "--covar", f"{prefix}.covar", "--covar-name", "age", "sex", "--out", str(tmp_path / "bt")]) == 0
+    assert main(["scan", "--bfile", prefix, "--null", str(tmp_path / "bt.null.h5"), "--out", str(tmp_path / "s"),
+                 "--mode", "exact", "--block-size", "100"]) == 0
+    res = pd.read_csv(tmp_path / "s.bt1.tsv.gz", sep="\t")
+    bed = open_bed(f"{prefix}.bed")
+    iid = np.asarray(bed.iid, dtype=str)
+    y = pheno.set_index("IID").loc[iid, "bt1"].to_numpy()
+    keep = ~np.isnan(y)
+    col = {v: k for k, v in enumerate(np.asarray(bed.sid, dtype=str))}
+    geno = bed.read(index=np.s_[:, [col[v] for v in res.ID]], dtype="float64")[keep]
+    freq = np.nanmean(geno, axis=0) / 2
+    if np.abs(freq - res.A1FREQ).mean() > np.abs(1 - freq - res.A1FREQ).mean():  # the other allele's count
+        geno = 2 - geno
+    assert np.isnan(geno).any()  # missing calls are in the counts
+    for label, mask in (("", np.ones(keep.sum(), bool)), ("_CASES", y[keep] > 0.5), ("_CONTROLS", y[keep] < 0.5)):
+        part = geno[mask]
+        calls = np.sum(~np.isnan(part), axis=0)
+        np.testing.assert_array_equal(res[f"N{label}"], calls)
+        np.testing.assert_allclose(res[f"A1FREQ{label}"], np.nansum(part, axis=0) / (2 * calls), atol=2e-6)
+    assert 0 < (y[keep] > 0.5).sum() < keep.sum() / 2  # the cases are the smaller group
+
+
 def test_fast_mode_against_exact_mode_on_a_simulated_cohort(tmp_path_factory, monkeypatch):
     """Issue acceptance: |delta log10 p| < 0.05 for 99% of variants (the worst case is printed),
     on a related, structured cohort of 1,500 x 8,000 with population as covariates."""

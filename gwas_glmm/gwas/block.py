@@ -39,10 +39,10 @@ _BUFFERS = threading.local()
 
 
 def _buffer(size: int, slot: int = 0) -> np.ndarray:
-    """This thread's float32 buffer number ``slot``, grown as needed: a block is decoded (slot 0)
-    and compacted (slot 1) into them rather than into fresh arrays (whose first touch of every
-    page cost more than the decoding).  Nothing of a block outlives its ``compute_block`` call, so
-    the next block may overwrite them."""
+    """This thread's float32 buffer number ``slot``, grown as needed: a block is decoded (slot 0),
+    compacted (slot 1) and cut to a phenotype's samples (slot 2) into them rather than into fresh
+    arrays (whose first touch of every page cost more than the decoding).  Nothing of a block
+    outlives its ``compute_block`` call, so the next block may overwrite them."""
     arrays = _BUFFERS.__dict__.setdefault("arrays", {})
     buf = arrays.get(slot)
     if buf is None or buf.size < size:
@@ -95,25 +95,47 @@ def _test_piece(task: BlockTask, nulls: dict[str, NullModel], index: np.ndarray)
     if info is not None:
         arrays["info"] = info[keep]
     for name, null in nulls.items():
-        own = g if null.index is None else np.asfortranarray(g[null.index])
+        own = null.rows(g, None if null.index is None or g.dtype != np.float32 else _rows_buffer(g, null.index))
         own_missing = None if missing is None else null.rows(missing)
         res = score_test(null, own, mode=task.mode, ratio=task.ratios.get(name), spa=task.spa)
         arrays[f"{name}.score"], arrays[f"{name}.var"] = res.score, res.var
         arrays[f"{name}.log10p"], arrays[f"{name}.spa"] = res.log10p, res.spa
+        counts = None  # (calls, ALLELE1 sum) over this phenotype's samples
         if null.index is not None:  # a phenotype on a subset: its own counts (the filters used the file's samples)
-            n_obs, total = _group_counts(own, own_missing, mean)
+            counts = n_obs, total = _group_counts(own, own_missing, mean)
             arrays[f"{name}.n"], arrays[f"{name}.a1freq"] = n_obs, total / np.maximum(2 * n_obs, 1)
             arrays[f"{name}.mac"] = mac = np.minimum(total, 2 * n_obs - total)
             low = mac < max(task.min_mac, 1e-9)  # e.g. monomorphic among this phenotype's samples: not tested
             for key in ("score", "var", "log10p"):
                 arrays[f"{name}.{key}"] = np.where(low, np.nan, arrays[f"{name}.{key}"])
         if null.family == "binomial":
-            cases = null.y > 0.5
-            for label, mask in (("cases", cases), ("controls", ~cases)):
-                n_obs, total = _group_counts(own[mask], own_missing[mask], mean)
+            groups = _case_control_counts(own, own_missing, mean, null.y > 0.5, counts)
+            for label, (n_obs, total) in groups.items():
                 arrays[f"{name}.n_{label}"] = n_obs
                 arrays[f"{name}.freq_{label}"] = total / np.maximum(2 * n_obs, 1)
     return arrays
+
+
+def _rows_buffer(g: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Slot 2 as a (variants, samples) C-order array: ``NullModel.rows`` gathers a phenotype's rows
+    of the Fortran-order block ``g`` into it (its transpose is then Fortran order, as g)."""
+    size = len(index) * g.shape[1]
+    return _buffer(size, 2)[:size].reshape(g.shape[1], len(index))
+
+
+def _case_control_counts(g: np.ndarray, missing: np.ndarray, mean: np.ndarray, cases: np.ndarray,
+                         counts: tuple | None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`_group_counts` of the cases and of the controls: the smaller group's rows gathered
+    (column by column, the block's order), the larger's as the whole minus them.  Each group
+    copied by a boolean row mask cost a pass over most of the block and a copy of it: at
+    n = 100,000 that was more time than the tests.  ``counts``: the whole's, if known."""
+    n_obs, total = counts if counts is not None else _group_counts(g, missing, mean)
+    few = cases if 2 * np.count_nonzero(cases) <= len(cases) else ~cases
+    rows = np.flatnonzero(few)
+    part_n, part_total = _group_counts(np.take(g.T, rows, axis=1).T, missing[rows], mean)
+    rest = (n_obs - part_n, total - part_total)
+    part = (part_n, part_total)
+    return {"cases": part, "controls": rest} if few is cases else {"cases": rest, "controls": part}
 
 
 def _group_counts(g: np.ndarray, missing: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
