@@ -306,9 +306,9 @@ def estimate_scan(n: int, m: int, families: list[str], *, mode: str, block: int,
     gaussian = sum(f == "gaussian" for f in families)
     light = mode == "fast" and calibrated
     nulls = (n * FAST_RANK * 8.0 * gaussian) if light else nn * 8 * ((1 if gaussian else 0) + (k - gaussian))
-    # per running block: the float32 buffer it is decoded into, its kept copy and (exact mode) the
-    # float64 dosages and one product
-    inflight = threads * n * block * ((4 + 4 + 8 + 8) if mode == "exact" else (4 + 4))
+    # per running block: the float32 buffer it is decoded into, its kept copy, a phenotype's rows of
+    # it (a phenotype on part of the samples) and (exact mode) the float64 dosages and one product
+    inflight = threads * n * block * ((4 + 4 + 4 + 8 + 8) if mode == "exact" else (4 + 4 + 4))
     if mode == "exact":
         flops = 2.0 * nn * m * k
     else:
@@ -356,7 +356,8 @@ def _estimate_scan_sparse(n: int, m: int, families: list[str], *, block: int, th
     k = len(families)
     block = bounded_block_size(n, block)
     nulls = k * (12.0 * w_nnz + 8.0 * n * (2 * p + 6))
-    inflight = threads * n * block * (4 + 4)  # the decoded block and its filtered copy: no float64 copy
+    # the decoded block, its filtered copy and a phenotype's rows of it: no float64 copy
+    inflight = threads * n * block * (4 + 4 + 4)
     sparse_ops = float(m) * k * w_nnz
     flops = m * k * (2.0 * w_nnz + 4.0 * n * p)
     cores = min(threads, speed.cores)
