@@ -47,11 +47,10 @@ PQL_ITERATIONS = 12
 STARTUP_SECONDS = 2.0  # interpreter, numpy/numba/dask imports, reading the headers
 SCAN_GENOTYPE_SECONDS = 6e-8  # per genotype and phenotype on one core: statistics, imputation, SPA, output
 SPA_FRACTION = 0.05  # binary traits: variants whose |z| > 2 get the saddlepoint approximation (4.6% under the null)
-SPA_SAMPLE_SECONDS = 2.2e-7  # per sample for one such variant, both tails of the double SPA (compiled search, Taylor
-#                              model below 30% carriers): 30 ms a variant at N = 100,000, scripts/bench_biobank.py
-#                              (100,000 x 500,000: 22,696 SPA variants, 340 s of 2 threads over the qt scan), times
-#                              0.72, what the passes' rewrite and the minor-allele coding (docs/methods.md) took off
-#                              it in same-session A/Bs
+SPA_SAMPLE_SECONDS = 1.6e-7  # per sample for one such variant, both tails of the double SPA (compiled search, Taylor
+#                              model below 30% carriers, the allele with fewer carriers): 14-19 ms a variant at
+#                              N = 100,000 on one core (two 2,000-3,000-variant stretches of the biobank cohort,
+#                              2026-12-08); the whole bt1 + bt2 scan there took 977 s (16.3 min), estimated 19 min
 SPARSE_RATE = 2e8  # multiply-adds per second of a sparse (CSR) times dense product, one core (scipy)
 # the exact scan on a sparse-GRM null (gwas.score.sparse_exact_parts), per core: its numba passes over W's rows,
 # and the rest of a variant's work per genotype (filters, imputation, output); measured at N = 100,000 x 20,000
